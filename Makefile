@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` and `make test`. Both set up the venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned, so that nothing later pulls in another build.
+	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
+	touch $@
+
+demo: setup
+	$(BIN)/inti demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.speed
+
+clean:
+	rm -rf $(VENV) inti-demo benchmarks/out

@@ -1,0 +1,26 @@
+"""Multi-head self-attention inside one frame (METHOD 2.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+from einops import rearrange
+from scipy.special import softmax
+
+from .layers import linear
+
+
+def attention(params: dict, x: np.ndarray, *, heads: int) -> np.ndarray:
+    """Attn(x) = proj(softmax(q k^T / sqrt(C/heads)) v), heads concatenated.
+
+    params: `qkv.weight` (3C, C), `qkv.bias` (3C,), `proj.weight` (C, C), `proj.bias` (C,);
+    the qkv rows are ordered q, k, v, and the heads are contiguous inside each.
+    x: (..., n, C) -> (..., n, C). Every leading axis (b, t) is independent, so tokens
+    attend only within their own frame.
+    """
+    qkv = linear(x, params["qkv.weight"], params["qkv.bias"])  # (..., n, 3C)
+    q, k, v = rearrange(qkv, "... n (three h e) -> three ... h n e", three=3, h=heads)  # (..., h, n, e)
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., h, n, n)
+    probs = softmax(scores, axis=-1)  # scipy subtracts the max: stable
+    out = rearrange(probs @ v, "... h n e -> ... n (h e)")  # (..., n, C)
+    return linear(out, params["proj.weight"], params["proj.bias"])

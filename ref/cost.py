@@ -1,0 +1,93 @@
+"""The analytic cost model (METHOD 4): MACs per part, and what a matmul counter sees.
+
+Convention [ours, METHOD 4]: one multiply-accumulate = 1 MAC (what fvcore and video papers
+call "FLOPs"); torch's FlopCounterMode reports 2 x MACs. Every matrix product, einsum,
+convolution and the interpolation's multiplies count; normalization, softmax, activations,
+means and additions do not; biases are ignored.
+"""
+
+from __future__ import annotations
+
+from .checks import check_frames
+from .config import ModelConfig
+
+
+def block_macs(cfg: ModelConfig) -> int:
+    """One block on one frame: N*C*3C (qkv) + 2*N*N*C (scores, weights x values) + N*C*C (proj)
+    + 2*N*C*4C (MLP, with the MLP width in place of 4C)."""
+    N, C = cfg.num_tokens, cfg.width
+    return N * C * 3 * C + 2 * N * N * C + N * C * C + 2 * N * C * cfg.mlp_width
+
+
+def patch_embed_macs(cfg: ModelConfig) -> int:
+    """One frame: L * 3P^2 * C."""
+    return cfg.num_patches * 3 * cfg.patch_size**2 * cfg.width
+
+
+def merge_macs(cfg: ModelConfig, frames: int) -> dict[str, int]:
+    """Φ at a stage with T = frames, for one clip: θ's parts and the interpolation.
+
+    T*N*C*d (reduce) + T*N*d*d (token) + T*L*d*27 (local) + T*d*d (frame) + d*d (clip)
+    + T*N*d (score; times C for channel granularity) + T*N*C (interpolation).
+    """
+    T, N, L, C, d = frames, cfg.num_tokens, cfg.num_patches, cfg.width, cfg.predictor_width
+    parts = {"reduce": T * N * C * d}
+    if "token" in cfg.branches:
+        parts["token"] = T * N * d * d
+    if "local" in cfg.branches:
+        parts["local"] = T * L * d * 27
+    if "frame" in cfg.branches:
+        parts["frame"] = T * d * d
+    if "clip" in cfg.branches:
+        parts["clip"] = d * d
+    parts["score"] = T * N * d * (C if cfg.weight_granularity == "channel" else 1)
+    if cfg.weight_fn == "mean":  # no scores are needed: the predictor is never run
+        parts = {k: 0 for k in parts}
+    parts["interpolation"] = T * N * C
+    return parts
+
+
+def head_macs(cfg: ModelConfig) -> int:
+    """One clip: C*E (projection) + E*K (head), each only where the model has it."""
+    proj = cfg.width * cfg.embed_dim if cfg.embed_dim is not None else 0
+    return proj + cfg.feature_dim * cfg.num_classes
+
+
+def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
+    """MACs of InTI on `batch` clips of `frames` frames (METHOD 4).
+
+    Returns a dict of ints: ``patch_embed``, ``blocks``, ``predictor``, ``interpolation``,
+    ``head``, ``total``; ``matmul``, the part a matrix-product counter such as
+    FlopCounterMode sees (everything but the elementwise interpolation); and
+    ``per_block``, a list of (frames, MACs) for each block in order.
+    """
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    check_frames(frames, cfg)
+    t, per_block, predictor, interpolation = frames, [], 0, 0
+    for i in range(1, cfg.depth + 1):
+        per_block.append((t, batch * t * block_macs(cfg)))
+        if i in cfg.schedule:
+            parts = merge_macs(cfg, t)
+            interpolation += batch * parts.pop("interpolation")
+            predictor += batch * sum(parts.values())
+            t //= 2
+    out = {
+        "patch_embed": batch * frames * patch_embed_macs(cfg),
+        "blocks": sum(m for _, m in per_block),
+        "predictor": predictor,
+        "interpolation": interpolation,
+        "head": batch * head_macs(cfg),
+    }
+    out["total"] = sum(out.values())
+    out["matmul"] = out["total"] - out["interpolation"]
+    out["per_block"] = per_block
+    return out
+
+
+def reduction(cfg: ModelConfig, frames: int) -> dict[str, float]:
+    """1 - InTI / naive, for the blocks alone and for the total (predictor included).
+
+    Naive is the same config with an empty schedule (METHOD invariant 5)."""
+    inti, naive = count_macs(cfg, frames), count_macs(cfg.replace(schedule=()), frames)
+    return {part: 1 - inti[part] / naive[part] for part in ("blocks", "total")}

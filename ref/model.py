@@ -1,0 +1,55 @@
+"""The whole forward (METHOD 2-3): embed, blocks with Φ at the schedule, readout, head."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .block import block
+from .checks import check_video
+from .config import ModelConfig
+from .embed import embed
+from .interpolation import merge
+from .layers import layer_norm, linear
+from .params import check_params, scope
+
+
+def readout(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> dict:
+    """METHOD 2.4-2.5: ln_post on each remaining frame's class token, mean over frames,
+    then the projection (after the mean [ours]; it is linear, so the order does not matter)
+    and the head. x: (b, t, N, C) -> {"pooled": (b, C), "features": (b, E), "logits": (b, K)};
+    without a projection features = pooled, without a head logits = features."""
+    pooled = layer_norm(x[:, :, 0], params["ln_post.weight"], params["ln_post.bias"], cfg.ln_eps).mean(axis=1)
+    features = linear(pooled, params["proj.weight"]) if cfg.embed_dim is not None else pooled
+    logits = linear(features, params["head.weight"], params["head.bias"]) if cfg.num_classes else features
+    return {"pooled": pooled, "features": features, "logits": logits}
+
+
+def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: bool = False):
+    """InTI on a batch of clips. video: (b, T0, 3, H, W), float32 or float64.
+
+    Returns logits (b, K) (features (b, E) when num_classes = 0) in the video's dtype.
+    With return_trace=True, returns (logits, trace) where trace holds, in order:
+    ``embed`` (b, T0, N, C); ``blocks.{i}`` the tokens after block i (0-based, like the
+    parameter names); at merge j, ``merges.{j}.scores``, ``merges.{j}.weights`` and
+    ``merges.{j}.tokens`` (the merged tokens); then ``pooled``, ``features``, ``logits``.
+    The schedule counts blocks from 1: S = (k,) merges after ``blocks.{k-1}``.
+    """
+    check_video(video, cfg)
+    check_params(params, cfg)
+    params = {k: np.asarray(v, dtype=video.dtype) for k, v in params.items()}
+    trace: dict[str, np.ndarray] = {}
+    x = embed(params, video, cfg=cfg)  # (b, T0, N, C)
+    trace["embed"] = x
+    merges = {k: j for j, k in enumerate(cfg.schedule)}
+    for i in range(cfg.depth):
+        x = block(scope(params, f"blocks.{i}."), x, cfg=cfg)  # (b, t, N, C): frames stay apart
+        trace[f"blocks.{i}"] = x
+        if i + 1 in merges:
+            j = merges[i + 1]
+            x, decided = merge(scope(params, f"merges.{j}."), x, cfg=cfg)  # (b, t/2, N, C)
+            trace[f"merges.{j}.scores"] = decided["scores"]
+            trace[f"merges.{j}.weights"] = decided["weights"]
+            trace[f"merges.{j}.tokens"] = x
+    out = readout(params, x, cfg=cfg)
+    trace |= out
+    return (out["logits"], trace) if return_trace else out["logits"]

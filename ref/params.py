@@ -1,0 +1,120 @@
+"""Parameter names and shapes (METHOD 3.5), seeded initialization, and checking a dict.
+
+The flat dict with dotted keys is the one interface that `ref`, `torch_impl`, saved files
+and the checkpoint converters share: its keys are the torch model's `state_dict` keys,
+and linear weights are stored (out, in) as in `nn.Linear`, so ``y = x @ W.T + b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ModelConfig
+
+Params = dict  # dict[str, np.ndarray]
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter key of METHOD 3.5 with its shape, in a fixed order."""
+    C, P, N, D = cfg.width, cfg.patch_size, cfg.num_tokens, cfg.depth
+    H, d = cfg.mlp_width, cfg.predictor_width
+    shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (C, 3, P, P)}
+    if cfg.patch_bias:
+        shapes["patch_embed.bias"] = (C,)
+    shapes["cls_token"] = (C,)
+    shapes["pos_embed"] = (N, C)
+    if cfg.ln_pre:
+        shapes["ln_pre.weight"] = (C,)
+        shapes["ln_pre.bias"] = (C,)
+    for i in range(D):
+        b = f"blocks.{i}."
+        shapes |= {
+            b + "norm1.weight": (C,), b + "norm1.bias": (C,),
+            b + "attn.qkv.weight": (3 * C, C), b + "attn.qkv.bias": (3 * C,),
+            b + "attn.proj.weight": (C, C), b + "attn.proj.bias": (C,),
+            b + "norm2.weight": (C,), b + "norm2.bias": (C,),
+            b + "mlp.fc1.weight": (H, C), b + "mlp.fc1.bias": (H,),
+            b + "mlp.fc2.weight": (C, H), b + "mlp.fc2.bias": (C,),
+        }
+    shapes["ln_post.weight"] = (C,)
+    shapes["ln_post.bias"] = (C,)
+    if cfg.embed_dim is not None:
+        shapes["proj.weight"] = (cfg.embed_dim, C)
+    if cfg.num_classes:
+        shapes["head.weight"] = (cfg.num_classes, cfg.feature_dim)
+        shapes["head.bias"] = (cfg.num_classes,)
+    score_out = C if cfg.weight_granularity == "channel" else 1
+    for j in range(len(cfg.schedule)):
+        m = f"merges.{j}."
+        shapes |= {m + "norm.weight": (C,), m + "norm.bias": (C,), m + "reduce.weight": (d, C), m + "reduce.bias": (d,)}
+        if "token" in cfg.branches:
+            shapes[m + "token.weight"] = (d, d)
+        if "local" in cfg.branches:
+            shapes[m + "local.weight"] = (d, 1, 3, 3, 3)
+            shapes[m + "local.bias"] = (d,)
+        if "frame" in cfg.branches:
+            shapes[m + "frame.weight"] = (d, d)
+        if "clip" in cfg.branches:
+            shapes[m + "clip.weight"] = (d, d)
+        shapes[m + "score.weight"] = (score_out, d)
+        shapes[m + "score.bias"] = (score_out,)
+    return shapes
+
+
+def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> Params:
+    """Seeded random parameters with exactly the keys and shapes of `param_shapes`.
+
+    Linear and conv weights are N(0, 1/fan_in); biases are small; LayerNorm scales start
+    near 1. The predictor's score layer is zero [ours, METHOD 3.4], so an untrained InTI
+    model averages each pair of frames exactly.
+    """
+    rng = np.random.default_rng(seed)
+    params: Params = {}
+    for key, shape in param_shapes(cfg).items():
+        if key.endswith(("score.weight", "score.bias")):
+            value = np.zeros(shape)
+        elif key.endswith(("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")):
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif len(shape) == 1 or key in ("pos_embed",):
+            value = 0.02 * rng.standard_normal(shape)
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape) / np.sqrt(fan_in)
+        params[key] = value.astype(dtype)
+    return params
+
+
+def check_params(params, cfg: ModelConfig) -> None:
+    """Raise if `params` has a missing, extra or mis-shaped key for `cfg`; name every one."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    expected = param_shapes(cfg)
+    missing = [k for k in expected if k not in params]
+    extra = sorted(k for k in params if k not in expected)
+    wrong = [
+        f"{k}: expected {expected[k]}, got {tuple(np.shape(params[k]))}"
+        for k in expected
+        if k in params and tuple(np.shape(params[k])) != expected[k]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:8])}" + (" ..." if len(missing) > 8 else ""))
+    if extra:
+        problems.append(f"unexpected {len(extra)} key(s): {', '.join(extra[:8])}" + (" ..." if len(extra) > 8 else ""))
+    if wrong:
+        problems.append("wrong shape: " + "; ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else ""))
+    if problems:
+        raise ValueError("parameters do not match the config: " + " | ".join(problems))
+
+
+def scope(params: Params, prefix: str) -> Params:
+    """The sub-dict under ``prefix`` with the prefix stripped: scope(p, "blocks.0.")["norm1.weight"]."""
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def backbone(params: Params) -> Params:
+    """The image-ViT part of an InTI parameter dict: every key but ``merges.*``.
+
+    With it, ``forward(backbone(p), video, cfg.replace(schedule=()))`` is the naive
+    adaptation of the same weights (METHOD invariant 5)."""
+    return {k: v for k, v in params.items() if not k.startswith("merges.")}

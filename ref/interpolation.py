@@ -48,8 +48,13 @@ def interpolate(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def merge(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> tuple[np.ndarray, dict]:
     """Φ: (b, t, N, C) -> (b, t/2, N, C). Returns the merged tokens and what it decided:
-    ``{"scores": s, "weights": a}``, each (b, t, N) or (b, t, N, C)."""
-    scores = predict_scores(params, x, cfg=cfg)
+    ``{"scores": s, "weights": a}``, each (b, t, N) or (b, t, N, C).
+
+    The `mean` baseline is parameter-free [ours]: θ does not run and the scores are zeros."""
+    if cfg.weight_fn == "mean":
+        scores = np.zeros(x.shape if cfg.weight_granularity == "channel" else x.shape[:-1], dtype=x.dtype)
+    else:
+        scores = predict_scores(params, x, cfg=cfg)
     weights = merge_weights(scores, cfg.weight_fn)
     return interpolate(x, weights), {"scores": scores, "weights": weights}
 

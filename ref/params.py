@@ -44,7 +44,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["head.weight"] = (cfg.num_classes, cfg.feature_dim)
         shapes["head.bias"] = (cfg.num_classes,)
     score_out = C if cfg.weight_granularity == "channel" else 1
-    for j in range(len(cfg.schedule)):
+    predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, METHOD 3.3]
+    for j in range(len(cfg.schedule) if predicted else 0):
         m = f"merges.{j}."
         shapes |= {m + "norm.weight": (C,), m + "norm.bias": (C,), m + "reduce.weight": (d, C), m + "reduce.bias": (d,)}
         if "token" in cfg.branches:

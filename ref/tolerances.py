@@ -16,7 +16,7 @@ FLOOR = 1e-6  # magnitudes below this count as this, so an all-zero tensor compa
 TOLERANCE = {
     "float64": 1e-10,  # the bar for float64 parity
     "float32": 2e-4,  # measured worst ~1e-6 on real clips; headroom for deep random configs
-    "float16": 2e-2,  # 10-bit mantissa, accumulated over blocks
+    "float16": 5e-2,  # 10-bit mantissa; large random scores amplify it in the merge weights
     "bfloat16": 1e-1,  # 7-bit mantissa: about 2 significant digits
 }
 

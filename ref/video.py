@@ -1,0 +1,176 @@
+"""Video preprocessing: from decoded uint8 frames to the normalized clip the ViT reads.
+
+This is the executable spec of the input pipeline, in NumPy only (no torch, no decoder).
+Decoding a file lives in `torch_impl.video`; everything after decoding lives here, so both
+implementations feed the model exactly the same pixels.
+
+The steps, in order (`preprocess` chains them):
+
+1. `sample_indices`     pick T frames spread uniformly over the clip      [ours: segment centres]
+2. `resize_short_side`  bilinear resize so the short side is `size`     (CLIP's `Resize(size)`)
+3. `center_crop`        keep the central `size x size` square          (CLIP's `CenterCrop(size)`)
+4. `normalize`          subtract CLIP's mean, divide by its std, go channels-first
+
+Axis names: `t` frames, `h w` pixel rows and columns, `c` colour channels (RGB).
+Decoders give frames channels-last, (t, h, w, c); the model reads channels-first,
+(t, c, h, w), and `normalize` is where the layout changes.
+
+[ours] CLIP resizes with PIL's antialiased bicubic filter. We use plain bilinear
+interpolation with half-pixel centres, which is short to write, easy to check, and equal to
+`torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)`.
+Pixels differ slightly from CLIP's own pipeline; the statistics the model sees do not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from einops import rearrange
+
+# Per-channel RGB statistics of CLIP's training images (openai/CLIP `clip/clip.py`).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def sample_indices(num_available: int, frames: int) -> np.ndarray:
+    """Indices of `frames` frames spread uniformly over a clip of `num_available` frames.
+
+    [ours] Cut the clip into `frames` equal segments and take the frame at the centre of
+    each: index_i = floor((i + 1/2) * n / T). The result is sorted, strictly increasing
+    (since n >= T), and lies in [0, n).
+
+    num_available: n, frames in the decoded clip.
+    frames: T, frames the model wants.
+    Returns: (T,) int64 indices.
+
+    >>> sample_indices(10, 4).tolist()
+    [1, 3, 6, 8]
+    """
+    n, t = int(num_available), int(frames)
+    if t < 1:
+        raise ValueError(f"need at least 1 frame to sample, got frames={t}")
+    if n < t:
+        raise ValueError(f"the clip has {n} frames, fewer than the {t} asked for")
+    return ((np.arange(t) + 0.5) * n / t).astype(np.int64)
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source taps for resizing one axis from n_in to n_out samples, half-pixel centres.
+
+    Output sample j sits at x = (j + 1/2) * n_in / n_out - 1/2 in input coordinates
+    (pixel centres at integers), clamped to [0, n_in - 1] so the edges repeat.
+    Returns (i0, i1, w), each (n_out,): out[j] = (1 - w[j]) * in[i0[j]] + w[j] * in[i1[j]].
+    """
+    x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    x = np.clip(x, 0, n_in - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, x - i0
+
+
+def _resize_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Bilinear resize of `x` along one axis to `n_out` samples (other axes unchanged)."""
+    i0, i1, w = _bilinear_taps(x.shape[axis], n_out)
+    w = w.reshape([-1 if a == axis else 1 for a in range(x.ndim)])  # broadcast along `axis`
+    return np.take(x, i0, axis=axis) * (1.0 - w) + np.take(x, i1, axis=axis) * w
+
+
+def resize_short_side(frames_uint8: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of every frame so its short side is `size` pixels, keeping aspect.
+
+    The long side becomes floor(long * size / short), as in torchvision's `Resize(size)`.
+    Bilinear is separable: resize rows (h), then columns (w). One frame at a time, so
+    memory stays at one float frame however long the clip.
+
+    frames_uint8: (t, h, w, 3) uint8 in [0, 255]; a float array is taken as already in [0, 1].
+    size: target length of the short side.
+    Returns: (t, h', w', 3) float64 in [0, 1], min(h', w') == size.
+    """
+    t, h, w, c = frames_uint8.shape
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"resize size must be a positive number of pixels, got {size}")
+    if h <= w:
+        new_h, new_w = size, int(w * size / h)
+    else:
+        new_h, new_w = int(h * size / w), size
+    scale = 1.0 / 255.0 if frames_uint8.dtype == np.uint8 else 1.0
+
+    out = np.empty((t, new_h, new_w, c), dtype=np.float64)
+    for i in range(t):  # a loop over frames only; each frame is fully vectorised
+        frame = frames_uint8[i].astype(np.float64) * scale  # (h, w, c)
+        frame = _resize_axis(frame, new_h, axis=0)  # (h', w, c)
+        out[i] = _resize_axis(frame, new_w, axis=1)  # (h', w', c)
+    return out
+
+
+def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """The central `size x size` square of every frame.
+
+    The top-left corner is ((h - size) // 2, (w - size) // 2); when the margin is odd the
+    extra pixel is dropped at the bottom or right.
+
+    frames: (t, h, w, c), h >= size and w >= size.
+    Returns: (t, size, size, c), a view of `frames`.
+    """
+    t, h, w, c = frames.shape
+    size = int(size)
+    if size < 1 or size > h or size > w:
+        raise ValueError(f"center crop of {size}x{size} pixels needs frames at least that large, got {h}x{w}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return frames[:, top : top + size, left : left + size, :]
+
+
+def normalize(frames: np.ndarray, mean=CLIP_MEAN, std=CLIP_STD) -> np.ndarray:
+    """Standardize each colour channel and move channels first.
+
+    y[t, c, h, w] = (x[t, h, w, c] - mean[c]) / std[c]
+
+    frames: (t, h, w, 3) float in [0, 1].
+    mean, std: (3,) per-channel statistics, CLIP's by default.
+    Returns: (t, 3, h, w), same float dtype as the input (float64 for integer input).
+    """
+    dtype = frames.dtype if np.issubdtype(frames.dtype, np.floating) else np.float64
+    mean = np.asarray(mean, dtype=dtype)  # (c,) broadcasts over the last axis
+    std = np.asarray(std, dtype=dtype)
+    y = (frames.astype(dtype, copy=False) - mean) / std  # (t, h, w, c)
+    return rearrange(y, "t h w c -> t c h w")
+
+
+def check_frames_uint8(frames_uint8) -> None:
+    """Raise unless `frames_uint8` is a uint8 NumPy array of shape (t, h, w, 3)."""
+    if not isinstance(frames_uint8, np.ndarray):
+        raise TypeError(
+            f"frames must be a numpy uint8 array of shape (T, H, W, 3), got {type(frames_uint8).__name__}"
+        )
+    if frames_uint8.dtype != np.uint8:
+        raise TypeError(
+            f"frames must be uint8 pixels in [0, 255] as a decoder returns them, got {frames_uint8.dtype}"
+        )
+    shape = tuple(frames_uint8.shape)
+    if len(shape) != 4:
+        raise ValueError(f"frames must have shape (T, H, W, 3), 4 axes, got shape {shape} with {len(shape)} axes")
+    if shape[-1] != 3:
+        hint = " (channels-first? decoders give (T, H, W, 3))" if shape[1] == 3 else ""
+        raise ValueError(f"frames must have 3 colour channels on the last axis of (T, H, W, 3), got shape {shape}{hint}")
+    if min(shape[:3]) < 1:
+        raise ValueError(f"frames must hold at least one frame of at least one pixel, got shape {shape}")
+
+
+def preprocess(frames_uint8: np.ndarray, size: int, frames: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Decoded frames -> the normalized clip the model reads: sample, resize, crop, normalize.
+
+    frames_uint8: (n, H, W, 3) uint8, the decoded clip.
+    size: side of the square crop, the model's image size (224 for ViT-B/16).
+    frames: T, how many frames to keep (`sample_indices`); None keeps all n.
+    dtype: floating dtype of the result.
+    Returns: (T, 3, size, size) of `dtype`, per-channel standardized with CLIP's statistics.
+    """
+    check_frames_uint8(frames_uint8)
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"dtype must be a floating dtype, got {np.dtype(dtype)}")
+    if frames is not None:
+        frames_uint8 = frames_uint8[sample_indices(frames_uint8.shape[0], frames)]  # (T, H, W, 3)
+    x = resize_short_side(frames_uint8, size)  # (T, h', w', 3) in [0, 1]
+    x = center_crop(x, size)  # (T, size, size, 3)
+    x = normalize(x)  # (T, 3, size, size)
+    return np.ascontiguousarray(x, dtype=dtype)

@@ -1,0 +1,120 @@
+"""Mirror of ref/model.py: the whole InTI model as one nn.Module.
+
+`InTIModel(cfg)` takes the same `ModelConfig` as ref, and its `state_dict` keys and shapes
+are exactly `ref.param_shapes(cfg)` (METHOD 3.5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ref.checks import FLOAT_DTYPES, check_frames, check_video_meta, nonfinite_error
+from ref.config import ModelConfig
+
+from .attention import PATHS
+from .block import Block
+from .embed import embed
+from .interpolation import Merge
+from .layers import LayerNorm
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+@torch.compiler.disable
+def check_video(video, cfg: ModelConfig, param_dtype: torch.dtype | None = None) -> None:
+    """The checks of ref.checks.check_video, with the same messages, on a tensor.
+
+    Runs eagerly even under torch.compile (the finiteness check needs one sync)."""
+    if not isinstance(video, torch.Tensor):
+        raise TypeError(f"video must be a torch.Tensor of shape (B, T, 3, H, W), got {type(video).__name__}")
+    check_video_meta(tuple(video.shape), _dtype_name(video.dtype), cfg, allowed=FLOAT_DTYPES)
+    if param_dtype is not None and video.dtype != param_dtype and not torch.is_autocast_enabled(video.device.type):
+        raise TypeError(
+            f"video is {_dtype_name(video.dtype)} but the model's parameters are {_dtype_name(param_dtype)}; "
+            f"convert one of them (model.to(torch.{_dtype_name(video.dtype)})) or run under torch.autocast"
+        )
+    # min and max propagate NaN and show inf, with no full-size boolean temporary.
+    lo, hi = torch.aminmax(video.detach())
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+        raise nonfinite_error(int((~torch.isfinite(video.detach())).sum()))
+
+
+class InTIModel(nn.Module):
+    """InTI: an image ViT whose blocks are interleaved with merges Φ at `cfg.schedule`.
+
+    forward(video (b, T0, 3, H, W), return_trace=False) -> logits (b, K), or
+    (logits, trace) with the same named intermediates as `ref.forward`.
+    `attn_path` is "sdpa" (fused, default) or "explicit". `frames`, if given, is checked
+    against the schedule now, as it is at every call [ours: each merge needs even T].
+    """
+
+    def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa", frames: int | None = None):
+        super().__init__()
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}")
+        if attn_path not in PATHS:
+            raise ValueError(f"attn_path must be one of {PATHS}, got {attn_path!r}")
+        if frames is not None:
+            check_frames(frames, cfg)
+        C = cfg.width
+        self.cfg = cfg
+        self.patch_embed = nn.Conv2d(3, C, cfg.patch_size, stride=cfg.patch_size, bias=cfg.patch_bias)
+        self.cls_token = nn.Parameter(torch.zeros(C))
+        self.pos_embed = nn.Parameter(torch.zeros(cfg.num_tokens, C))
+        if cfg.ln_pre:
+            self.ln_pre = LayerNorm(C, eps=cfg.ln_eps)
+        self.blocks = nn.ModuleList(Block(cfg, attn_path) for _ in range(cfg.depth))
+        self.ln_post = LayerNorm(C, eps=cfg.ln_eps)
+        if cfg.embed_dim is not None:
+            self.proj = nn.Linear(C, cfg.embed_dim, bias=False)
+        if cfg.num_classes:
+            self.head = nn.Linear(cfg.feature_dim, cfg.num_classes)
+        self.merges = nn.ModuleList(Merge(cfg) for _ in cfg.schedule)
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.02)
+
+    @property
+    def attn_path(self) -> str:
+        return self.blocks[0].attn.path if len(self.blocks) else "sdpa"
+
+    def set_attn_path(self, path: str) -> "InTIModel":
+        """Switch every block between the fused ("sdpa") and "explicit" attention paths."""
+        if path not in PATHS:
+            raise ValueError(f"attention path must be one of {PATHS}, got {path!r}")
+        for blk in self.blocks:
+            blk.attn.path = path
+        return self
+
+    def readout(self, x: torch.Tensor) -> dict:
+        """ln_post on each frame's class token, mean over frames, projection [ours: after the
+        mean], head. (b, t, N, C) -> {"pooled", "features", "logits"}."""
+        pooled = self.ln_post(x[:, :, 0]).mean(dim=1)
+        features = self.proj(pooled) if self.cfg.embed_dim is not None else pooled
+        logits = self.head(features) if self.cfg.num_classes else features
+        return {"pooled": pooled, "features": features, "logits": logits}
+
+    def forward(self, video: torch.Tensor, return_trace: bool = False):
+        cfg = self.cfg
+        check_video(video, cfg, self.pos_embed.dtype)
+        trace: dict[str, torch.Tensor] = {}
+        keep = trace.__setitem__ if return_trace else (lambda name, value: None)
+        x = embed(self, video)  # (b, T0, N, C)
+        keep("embed", x)
+        merge_after = {k: j for j, k in enumerate(cfg.schedule)}
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)  # (b, t, N, C)
+            keep(f"blocks.{i}", x)
+            if i + 1 in merge_after:
+                j = merge_after[i + 1]
+                x, decided = self.merges[j](x)  # (b, t/2, N, C)
+                keep(f"merges.{j}.scores", decided["scores"])
+                keep(f"merges.{j}.weights", decided["weights"])
+                keep(f"merges.{j}.tokens", x)
+        out = self.readout(x)
+        if not return_trace:
+            return out["logits"]
+        trace |= out
+        return out["logits"], trace

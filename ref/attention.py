@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from einops import rearrange
 from scipy.special import softmax
@@ -19,7 +21,7 @@ def attention(params: dict, x: np.ndarray, *, heads: int) -> np.ndarray:
     """
     qkv = linear(x, params["qkv.weight"], params["qkv.bias"])  # (..., n, 3C)
     q, k, v = rearrange(qkv, "... n (three h e) -> three ... h n e", three=3, h=heads)  # (..., h, n, e)
-    scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float keeps float32 inputs float32
     scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., h, n, n)
     probs = softmax(scores, axis=-1)  # scipy subtracts the max: stable
     out = rearrange(probs @ v, "... h n e -> ... n (h e)")  # (..., n, C)

@@ -5,6 +5,8 @@ Shapes use `...` for any leading axes; the last axis is the feature axis.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import erf, expit
 
@@ -21,7 +23,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, exact erf form: x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)). timm's MLP and θ's fuse."""
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
 def quick_gelu(x: np.ndarray) -> np.ndarray:

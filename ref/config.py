@@ -6,6 +6,7 @@ that the heads do not divide is refused at once, with a message that names the f
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 
 BRANCHES = ("token", "local", "frame", "clip")
@@ -42,8 +43,12 @@ class ModelConfig:
     weight_granularity: str = "token"  # "token": one weight per token [ours]; "channel": C weights
 
     def __post_init__(self):
-        # Normalise sequences so that configs built from lists compare equal and hash.
-        object.__setattr__(self, "schedule", tuple(int(k) for k in self.schedule))
+        # Normalise sequences so that configs built from lists or numpy integers compare equal
+        # and hash; anything that is not an integer is left for validation to refuse.
+        as_int = lambda k: int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k  # noqa: E731
+        object.__setattr__(self, "schedule", tuple(as_int(k) for k in self.schedule))
+        for name in ("image_size", "patch_size", "width", "depth", "heads", "reduction", "num_classes", "embed_dim"):
+            object.__setattr__(self, name, as_int(getattr(self, name)))
         object.__setattr__(self, "branches", tuple(self.branches))
         validate_config(self)
 

@@ -1,5 +1,6 @@
 """ref: the executable specification of InTI in NumPy (METHOD.md), read next to spec/."""
 
+from .checkpoints import convert_state_dict
 from .checks import check_video
 from .config import PRESETS, ModelConfig, preset
 from .cost import count_macs, reduction
@@ -9,5 +10,5 @@ from .params import backbone, check_params, init_params, param_shapes
 
 __all__ = [
     "ModelConfig", "PRESETS", "preset", "init_params", "backbone", "param_shapes", "check_params",
-    "check_video", "forward", "count_macs", "reduction", "contributions",
+    "check_video", "convert_state_dict", "forward", "count_macs", "reduction", "contributions",
 ]

@@ -62,27 +62,33 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> Params:
-    """Seeded random parameters with exactly the keys and shapes of `param_shapes`.
+def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """The initial value of one parameter (float64).
 
-    Linear and conv weights are N(0, 1/fan_in); biases are small; LayerNorm scales start
-    near 1. The predictor's score layer is zero [ours, METHOD 3.4], so an untrained InTI
-    model averages each pair of frames exactly.
+    Linear and conv weights are N(0, 1/fan_in); biases and embeddings are N(0, 0.02^2);
+    LayerNorm scales start near 1. The predictor's score layer is zero [ours, METHOD 3.4],
+    so an untrained InTI model averages each pair of frames exactly.
     """
+    if key.endswith(("score.weight", "score.bias")):
+        return np.zeros(shape)
+    if key.endswith(("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")):
+        return 1.0 + 0.1 * rng.standard_normal(shape)
+    if len(shape) == 1 or key == "pos_embed":
+        return 0.02 * rng.standard_normal(shape)
+    return rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))
+
+
+def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float64, prefix: str = "") -> Params:
+    """Seeded random parameters with exactly the keys and shapes of `param_shapes` (see
+    `init_value`). With `prefix`, only the keys that start with it (e.g. ``"merges."`` for
+    fresh predictors beside converted backbone weights); the draws then differ from the
+    full dict's for the same seed."""
     rng = np.random.default_rng(seed)
-    params: Params = {}
-    for key, shape in param_shapes(cfg).items():
-        if key.endswith(("score.weight", "score.bias")):
-            value = np.zeros(shape)
-        elif key.endswith(("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")):
-            value = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif len(shape) == 1 or key in ("pos_embed",):
-            value = 0.02 * rng.standard_normal(shape)
-        else:
-            fan_in = int(np.prod(shape[1:]))
-            value = rng.standard_normal(shape) / np.sqrt(fan_in)
-        params[key] = value.astype(dtype)
-    return params
+    return {
+        key: init_value(key, shape, rng).astype(dtype)
+        for key, shape in param_shapes(cfg).items()
+        if key.startswith(prefix)
+    }
 
 
 def check_params(params, cfg: ModelConfig) -> None:

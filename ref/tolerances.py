@@ -42,7 +42,9 @@ def rel_err(actual, expected) -> float:
 
 def tolerance(dtype) -> float:
     """The table entry for a dtype given as a name, a numpy dtype or a torch dtype."""
-    name = str(dtype).replace("torch.", "")
+    if isinstance(dtype, type) and issubclass(dtype, np.generic):  # np.float64 and friends
+        dtype = np.dtype(dtype)
+    name = dtype.name if isinstance(dtype, np.dtype) else str(dtype).replace("torch.", "")
     if name not in TOLERANCE:
         raise ValueError(f"no tolerance for dtype {name!r}; known: {sorted(TOLERANCE)}")
     return TOLERANCE[name]

@@ -12,9 +12,14 @@ from .model import InTIModel
 
 
 def from_ref_params(params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.float64, **model_kwargs) -> InTIModel:
-    """An `InTIModel` holding exactly `params` (checked against cfg first), in `dtype`."""
+    """An `InTIModel` holding exactly `params` (checked against cfg first), in `dtype`.
+
+    The model is built on the meta device, so no random init is drawn for weights about to
+    be overwritten (seconds for a ViT-B), and cast before loading, so float64 stays exact."""
     check_params(params, cfg)
-    model = InTIModel(cfg, **model_kwargs).to(dtype)  # cast first, so that float64 values stay exact
+    with torch.device("meta"):
+        model = InTIModel(cfg, **model_kwargs).to(dtype)
+    model = model.to_empty(device="cpu")
     model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
     return model
 

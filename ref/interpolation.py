@@ -39,7 +39,8 @@ def interpolate(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """y[b, p, n] = a[b, 2p, n] x[b, 2p, n] + a[b, 2p+1, n] x[b, 2p+1, n]  (METHOD 3.2).
 
     x: (b, t, N, C); weights: (b, t, N) per token [ours], broadcast over C, or (b, t, N, C)
-    per channel. Returns (b, t/2, N, C).
+    per channel. Tokens are matched by index n, and the class token (n = 0) is merged like
+    every other token [ours, METHOD 3.1]. Returns (b, t/2, N, C).
     """
     if weights.ndim == x.ndim - 1:
         weights = weights[..., None]

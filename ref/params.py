@@ -1,4 +1,4 @@
-"""Parameter names and shapes (METHOD 3.5), seeded initialization, and checking a dict.
+"""Parameter names and shapes (METHOD 3.5, [ours]), seeded initialization, and checking a dict.
 
 The flat dict with dotted keys is the one interface that `ref`, `torch_impl`, saved files
 and the checkpoint converters share: its keys are the torch model's `state_dict` keys,

@@ -213,10 +213,10 @@ def decode_once():
     cache = {}
     real_decode = video.decode
 
-    def decode(path, max_frames=None):
-        key = (Path(path).resolve(), max_frames)
+    def decode(path, max_frames=None, sample=None):
+        key = (Path(path).resolve(), max_frames, sample)
         if key not in cache:
-            cache[key] = real_decode(path, max_frames)
+            cache[key] = real_decode(path, max_frames, sample)
         return cache[key]
 
     yield decode
@@ -271,6 +271,15 @@ def test_load_clip_default(decode_once, monkeypatch):
     assert np.isfinite(clip).all()
     assert -2.0 < clip.min() and clip.max() < 3.0
     assert video.to_tensor(clip).shape == (1, 4, 3, 112, 112)
+
+
+@needs_clips
+def test_decode_sample_converts_only_the_sampled_frames(decode_once):
+    path = video.bundled_clip("bikes.mp4")
+    everything = decode_once(path)
+    picked = decode_once(path, sample=5)
+    assert picked.shape == (5, *everything.shape[1:])
+    np.testing.assert_array_equal(picked, everything[sample_indices(len(everything), 5)])
 
 
 @needs_clips

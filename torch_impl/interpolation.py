@@ -33,7 +33,8 @@ def merge_weights(scores: torch.Tensor, weight_fn: str) -> torch.Tensor:
 def interpolate(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """y[b, p] = a[b, 2p] x[b, 2p] + a[b, 2p+1] x[b, 2p+1]: (b, t, N, C) -> (b, t/2, N, C).
 
-    Per-token weights (b, t, N) [ours] broadcast over C; channel weights are (b, t, N, C)."""
+    Per-token weights (b, t, N) [ours] broadcast over C; channel weights are (b, t, N, C).
+    The class token is merged like every other token [ours]."""
     if weights.dim() == x.dim() - 1:
         weights = weights.unsqueeze(-1)
     return (pair(weights.to(x.dtype)) * pair(x)).sum(dim=2)

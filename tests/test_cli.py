@@ -1,0 +1,403 @@
+"""The `inti` command, end to end.
+
+Every subcommand's success path and every error case runs once in a subprocess, as a user
+would run it. Importing torch costs seconds per process, so the subprocesses (all but the timed
+default demo) start together and run a few at a time. Table contents, help texts, the progress
+bar and argument parsing are checked in-process, by calling `main([...])`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ref
+from ref import io as pio
+from torch_impl import cli
+from torch_impl.figures import FIGURES
+
+DEMO_BUDGET_S = float(os.environ.get("INTI_DEMO_BUDGET_S", 60))  # the issue's bar: < 1 min on 2 cores
+SMALL_CLIP = "carphone_pristine.mp4"  # bundled, 176x144: quick to decode
+MIN_PNG_BYTES = 15_000
+
+
+def inti_command() -> list[str]:
+    """The installed console script next to the interpreter, else `python -m torch_impl.cli`."""
+    script = Path(sys.executable).with_name("inti")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "torch_impl.cli"]
+
+
+def run(args, cwd, env=None, timeout=300, script=False) -> subprocess.CompletedProcess:
+    cmd = (inti_command() if script else [sys.executable, "-m", "torch_impl.cli"]) + [str(a) for a in args]
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("INTI_TRACEBACK", None)
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_clip(path: Path, frames: int, size: int = 64) -> Path:
+    """A tiny real mp4 (MPEG-4 part 2) of `frames` grey frames, written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            image = np.full((size, size, 3), 60 * i, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def assert_one_line_error(proc, *fragments, command="demo"):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"inti {command}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def figure_files(folder: Path) -> dict[str, Path]:
+    return {name: folder / file for name, file in FIGURES.items()}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    import struct
+
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_figures(folder: Path):
+    for name, path in figure_files(folder).items():
+        assert path.is_file(), f"missing {path}"
+        assert path.stat().st_size > MIN_PNG_BYTES, (name, path.stat().st_size)
+        width, height = png_size(path)
+        assert 700 <= width <= 4000 and 450 <= height <= 1000, (name, width, height)
+
+
+# ---------------------------------------------------------------------------------------------
+# subprocesses: the default demo, timed, on its own
+
+
+def test_default_demo_runs_in_under_a_minute(tmp_path):
+    start = time.perf_counter()
+    proc = run(["demo"], cwd=tmp_path, script=True)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    print(f"\n`inti demo` wall time: {elapsed:.1f} s\n{proc.stdout}")
+    assert elapsed < DEMO_BUDGET_S, f"inti demo took {elapsed:.1f} s, over the {DEMO_BUDGET_S:.0f} s budget"
+    out = proc.stdout
+    assert "bigbuckbunny.mp4" in out and "nano" in out and "S=(1, 2)" in out
+    assert "8 frames sampled" in out
+    assert "result: all 46 comparisons within tolerance" in out
+    assert "50.0% of the block MACs" in out and "predictor included" in out
+    assert "ref (numpy) float64" in out and "torch float32" in out
+    assert "uniform: the score layer is zero" in out  # said, not hidden
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal (--progress auto)
+    assert_figures(tmp_path / cli.DEFAULT_OUT)
+
+
+# ---------------------------------------------------------------------------------------------
+# subprocesses: everything else, started together
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{case: CompletedProcess, "dir": folder}; all cases run concurrently, two or three at a time."""
+    d = tmp_path_factory.mktemp("cli")
+    (d / "bad.mp4").write_text("this is not a video\n")
+    write_clip(d / "short.mp4", frames=2)
+    cfg = ref.preset("nano", schedule=(2,))
+    pio.save_params(d / "weights.npz", ref.init_params(cfg, seed=5), cfg)
+
+    cases = {
+        "cost": (["cost", "--paper"], True),
+        "demo": ([SMALL_CLIP, "--frames", "4", "--random-scores", "--progress", "on", "--out", d / "figs"], False),
+        "parity": (["--weights", d / "weights.npz", "--random-scores", "--frames", "4"], False),
+        "missing": ([d / "no-such-clip.mp4"], False),
+        "unreadable": ([d / "bad.mp4"], False),
+        "too_few_frames": ([d / "short.mp4", "--frames", "4"], False),
+        "bad_schedule": (["--schedule", "9"], False),
+    }
+    commands = {"cost": [], "parity": ["parity"]}
+
+    def one(name):
+        args, script = cases[name]
+        sub = commands.get(name, ["demo"])
+        t0 = time.perf_counter()
+        proc = run(sub + args, cwd=d, env={"OMP_NUM_THREADS": "1"}, script=script)
+        print(f"{name}: {time.perf_counter() - t0:.1f} s")
+        return name, proc
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        done = dict(pool.map(one, cases))
+    done["dir"] = d
+    return done
+
+
+def test_cost_script(runs):
+    proc = runs["cost"]
+    assert proc.returncode == 0, proc.stderr
+    assert "S=(6,)" in proc.stdout and "S=(8, 20)" in proc.stdout and "S=(10, 16)" in proc.stdout
+    assert proc.stdout.count("37.5%") >= 4
+
+
+def test_demo_on_a_given_clip_with_progress(runs):
+    proc = runs["demo"]
+    assert proc.returncode == 0, proc.stderr
+    assert SMALL_CLIP in proc.stdout and "4 frames sampled" in proc.stdout
+    assert "random score weights (--random-scores, seed 0)" in proc.stdout
+    assert "within tolerance" in proc.stdout and "uniform: the score layer is zero" not in proc.stdout
+    # the bar names each step as it starts (robust: not tied to which frame was drawn last)
+    for step in ("decode and preprocess", "naive ref forward", "InTI torch forward (float32)", "figure 3: parity"):
+        assert step in proc.stderr, (step, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert_figures(runs["dir"] / "figs")
+
+
+def test_parity_with_a_weights_file(runs):
+    proc = runs["parity"]
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded from" in proc.stdout and "weights.npz" in proc.stdout
+    assert "S=(2,)" in proc.stdout  # the config came from the file, not the nano preset
+    assert "parity OK" in proc.stdout
+    assert "merges.0.weights" in proc.stdout and "merges.1" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("missing", ("no such video file", "no-such-clip.mp4")),
+        ("unreadable", ("could not decode video", "bad.mp4")),
+        ("too_few_frames", ("has 2 frames, fewer than the 4 asked for",)),
+        ("bad_schedule", ("schedule entries must be block indices in 1..4", "got 9")),
+    ],
+)
+def test_error_is_one_line(runs, case, fragments):
+    assert_one_line_error(runs[case], *fragments)
+    assert runs[case].stdout == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# in-process: parity failure, and errors that need no subprocess of their own
+
+
+def test_parity_failure_exits_1(capsys):
+    code = cli.main(["parity", SMALL_CLIP, "--frames", "4", "--random-scores", "--tolerance", "float32=1e-12"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "parity FAILED" in captured.out and " !" in captured.out
+    assert captured.err.strip() == (
+        captured.err.strip().splitlines()[0]
+    ) and captured.err.startswith("inti parity: FAILED: naive embed in float32: relative error")
+
+
+def test_mismatched_weights_file_names_the_key(tmp_path, capsys):
+    mismatched = ref.init_params(ref.preset("nano"))
+    del mismatched["blocks.3.mlp.fc2.bias"]
+    with open(tmp_path / "mismatched.npz", "wb") as f:
+        np.savez(f, **mismatched, __inti__=np.array(pio.config_to_json(ref.preset("nano"))))
+    assert cli.main(["parity", "--weights", str(tmp_path / "mismatched.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("inti parity: error: ")
+    assert "mismatched.npz" in err[0] and "missing 1 key(s): blocks.3.mlp.fc2.bias" in err[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# in-process: tables
+
+
+def test_cost_table_numbers(capsys):
+    assert cli.main(["cost", "--preset", "vit_l14", "--frames", "16", "--schedule", "6"]) == 0
+    out = capsys.readouterr().out
+    cfg = ref.preset("vit_l14")
+    inti, naive = ref.count_macs(cfg, 16), ref.count_macs(cfg.replace(schedule=()), 16)
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    cells = total.split()
+    assert cells[1] == f"{naive['total'] / 1e9:,.3f}" and cells[2] == f"{inti['total'] / 1e9:,.3f}"
+    assert cells[4] == f"{2 * naive['total'] / 1e9:,.3f}" and cells[5] == f"{2 * inti['total'] / 1e9:,.3f}"
+    assert cells[3] == f"{1 - inti['total'] / naive['total']:.1%}"
+    assert any(line.startswith("blocks 1-6") and "16/16" in line for line in out.splitlines())
+    assert any(line.startswith("blocks 7-24") and "16/8" in line and "50.0%" in line for line in out.splitlines())
+    for part in ("patch embedding", "blocks, all", "predictor θ", "interpolation Φ", "head"):
+        assert part in out
+    assert "MACs: one multiply-accumulate counts 1" in out and "FLOPs: 2 x MACs" in out
+    assert "reduction, blocks only:                37.5%" in out
+    assert "reduction, total (predictor included): 37.3%" in out
+
+
+@pytest.mark.parametrize(
+    "cfg, frames",
+    [(ref.preset("nano"), 8), (ref.preset("vit_b16", schedule=(2, 5, 9)), 16), (ref.preset("vit_l14", schedule=()), 4)],
+)
+def test_cost_rows_add_up(cfg, frames):
+    rows = cli.cost_rows(cfg, frames)
+    parts = [r for r in rows if r[0] not in ("blocks, all", "total")]
+    total = rows[-1]
+    assert total[0] == "total"
+    assert sum(r[2] for r in parts) == total[2] == ref.count_macs(cfg.replace(schedule=()), frames)["total"]
+    assert sum(r[3] for r in parts) == total[3] == ref.count_macs(cfg, frames)["total"]
+    stages = [r for r in rows if r[0].startswith("block")]
+    assert len([r for r in stages if r[0] != "blocks, all"]) == len(cfg.schedule) + 1 - (cfg.depth in cfg.schedule)
+
+
+def test_cost_paper_rows(capsys):
+    assert cli.main(["cost", "--paper"]) == 0
+    out = capsys.readouterr().out
+    base = ref.preset("vit_l14")
+    for schedule in ((6,), (8, 20), (10, 16)):
+        line = next(line for line in out.splitlines() if line.startswith(f"S={schedule}"))
+        red = ref.reduction(base.replace(schedule=schedule), 16)
+        assert red["blocks"] == pytest.approx(0.375)
+        cells = line.split()
+        assert cells[-2] == "37.5%" and cells[-1] == f"{red['total']:.1%}"  # beside it, not instead
+        assert cells[-1] != cells[-2]
+    assert "paper" in out and "blocks only" in out and "total, θ included" in out
+    assert "16 frames" in out and "FLOPs = 2 x MACs" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["cost", "--preset", "vit_b16", "--schedule", "30"], "block indices in 1..12"),
+        (["cost", "--preset", "vit_b16", "--frames", "3"], "even number of frames at block 3"),
+        (["cost", "--schedule", "3,x"], "--schedule must list block indices"),
+        (["demo", "--frames", "6"], "even number of frames at block 2, got 3"),
+        (["demo", "--weights", "no-such-weights.npz"], "no such parameter file"),
+        (["demo", "--preset", "nano", "--weights", "w.npz"], "--preset and --weights"),
+        (["demo", "--schedule", "none", "--random-scores"], "--random-scores needs a predictor"),
+        (["parity", "--dtypes", "float8"], "--dtypes must be"),
+        (["parity", "--tolerance", "float32"], "--tolerance must be DTYPE=VALUE"),
+    ],
+)
+def test_argument_errors_in_process(capsys, argv, fragment):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert cli.main(["demo", "--frames", "zero"]) == 2
+    assert "argument --frames: must be a positive integer, got 'zero'" in capsys.readouterr().err
+    assert cli.main(["nonsense"]) == 2
+    assert cli.main([]) == 2
+
+
+@pytest.mark.parametrize("sub", [[], ["cost"], ["demo"], ["parity"]])
+def test_help_on_every_subcommand(capsys, sub):
+    assert cli.main(sub + ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: inti")
+    if sub:
+        assert "--help" in out
+    if sub in (["demo"], ["parity"]):
+        for flag in ("--preset", "--frames", "--schedule", "--seed", "--weights", "--random-scores", "--progress"):
+            assert flag in out
+    if sub == ["demo"]:
+        assert "--out" in out and "bigbuckbunny.mp4" in out
+    if not sub:
+        for name in ("cost", "demo", "parity", "bench"):
+            assert name in out
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("6", (6,)), ("8,20", (8, 20)), ("8 20", (8, 20)), ("(10, 16)", (10, 16)), ("none", ()), ("()", ()), ("", ())],
+)
+def test_parse_schedule(text, expected):
+    assert cli.parse_schedule(text) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# in-process: bench passes its arguments through
+
+
+def test_bench_passes_arguments_through(monkeypatch):
+    seen = []
+    fake = types.ModuleType("benchmarks.speed")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "benchmarks.speed", fake)
+    assert cli.main(["bench", "--preset", "vit_b16", "--help"]) == 0
+    assert seen == [["--preset", "vit_b16", "--help"]]
+    fake.main = lambda argv: sys.exit(3)
+    assert cli.main(["bench"]) == 3
+
+
+def test_bench_without_the_module(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "benchmarks.speed", None)
+    assert cli.main(["bench", "--help"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "benchmarks/speed.py is missing" in err[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# in-process: the progress bar
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _three_steps(bar):
+    with bar:
+        for name in ("decode", "ref forward", "torch forward"):
+            with bar.step(name):
+                pass
+
+
+def test_progress_on_draws_every_step_and_the_final_state():
+    stream = io.StringIO()
+    _three_steps(cli.Progress("inti demo", total=3, mode="on", stream=stream))
+    text = stream.getvalue()
+    for name in ("decode", "ref forward", "torch forward"):
+        assert name in text
+    assert text.rstrip().splitlines()[-1].startswith("inti demo [########################] 3/3 done in")
+    assert text.endswith("\n")
+
+
+def test_progress_on_a_terminal_redraws_in_place():
+    stream = FakeTTY()
+    _three_steps(cli.Progress("inti demo", total=3, mode="auto", stream=stream))
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn with \r
+    assert "\r" in text and "3/3 done in" in text.split("\r")[-1]
+
+
+@pytest.mark.parametrize("mode, stream", [("off", FakeTTY()), ("auto", io.StringIO())])
+def test_progress_off_or_not_a_terminal_is_silent(mode, stream):
+    _three_steps(cli.Progress("inti demo", total=3, mode=mode, stream=stream))
+    assert stream.getvalue() == ""
+
+
+def test_progress_close_after_a_failure():
+    stream = io.StringIO()
+    bar = cli.Progress("inti demo", total=3, mode="on", stream=stream)
+    with pytest.raises(RuntimeError):
+        with bar:
+            with bar.step("decode"):
+                raise RuntimeError("boom")
+    bar.close()  # a second close draws nothing more
+    lines = stream.getvalue().strip().splitlines()
+    assert lines[-1].startswith("inti demo [") and "1/3 stopped in" in lines[-1]
+    assert sum("stopped" in line for line in lines) == 1
+
+
+def test_progress_bad_mode():
+    with pytest.raises(ValueError, match="auto, on or off"):
+        cli.Progress("x", 1, mode="sometimes")

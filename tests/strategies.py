@@ -52,6 +52,9 @@ class Case(NamedTuple):
     seed: int
     video: np.ndarray  # (B, T0, 3, H, W)
 
+    def __repr__(self) -> str:  # hypothesis prints failing cases: no full video dump
+        return f"Case(cfg={self.cfg!r}, seed={self.seed}, video=<{self.video.dtype} array {self.video.shape}>)"
+
     def params(self, random_scores: bool = False, scale: float = 2.0) -> dict:
         """``ref.init_params(cfg, seed)`` in float64; with random_scores, see `randomize_scores`."""
         params = ref.init_params(self.cfg, seed=self.seed)

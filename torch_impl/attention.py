@@ -37,6 +37,7 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v)  # (B, h, n, e)
         else:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, h, n, n)
-            out = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+            work = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores  # half: float32
+            out = torch.softmax(work, dim=-1).to(v.dtype) @ v
         out = self.proj(rearrange(out, "B h n e -> B n (h e)"))
         return out.reshape(*lead, *out.shape[-2:])

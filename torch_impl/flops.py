@@ -26,13 +26,13 @@ CPU_SDPA_BACKWARD = _aten._scaled_dot_product_flash_attention_for_cpu_backward
 def _register() -> None:
     from torch.utils.flop_counter import flop_registry
 
-    if CPU_SDPA.default not in flop_registry:
+    if CPU_SDPA not in flop_registry:  # keyed by the op packet
 
         @register_flop_formula(CPU_SDPA)
         def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
             return sdpa_flop_count(query_shape, key_shape, value_shape)
 
-    if CPU_SDPA_BACKWARD.default not in flop_registry:
+    if CPU_SDPA_BACKWARD not in flop_registry:
 
         @register_flop_formula(CPU_SDPA_BACKWARD)
         def _cpu_sdpa_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:

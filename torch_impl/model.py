@@ -27,7 +27,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def check_video(video, cfg: ModelConfig, param_dtype: torch.dtype | None = None) -> None:
     """The checks of ref.checks.check_video, with the same messages, on a tensor.
 
-    Runs eagerly even under torch.compile (the finiteness check needs one sync)."""
+    Runs eagerly even under torch.compile (the finiteness check needs one sync). On the
+    meta device, which holds no values, only the shapes and dtype are checked."""
     if not isinstance(video, torch.Tensor):
         raise TypeError(f"video must be a torch.Tensor of shape (B, T, 3, H, W), got {type(video).__name__}")
     check_video_meta(tuple(video.shape), _dtype_name(video.dtype), cfg, allowed=FLOAT_DTYPES)
@@ -36,6 +37,8 @@ def check_video(video, cfg: ModelConfig, param_dtype: torch.dtype | None = None)
             f"video is {_dtype_name(video.dtype)} but the model's parameters are {_dtype_name(param_dtype)}; "
             f"convert one of them (model.to(torch.{_dtype_name(video.dtype)})) or run under torch.autocast"
         )
+    if video.device.type == "meta":  # shapes only (e.g. counting FLOPs without data)
+        return
     # min and max propagate NaN and show inf, with no full-size boolean temporary.
     lo, hi = torch.aminmax(video.detach())
     if not (torch.isfinite(lo) and torch.isfinite(hi)):

@@ -245,18 +245,25 @@ def test_blocks_never_mix_frames(case, data):
         assert np.any(after["embed"][:, f] != before["embed"][:, f]), "the perturbation did not reach frame f"
 
 
-@given(case=cases(), data=st.data())
-@example(case=nano_case(frames=8), data=None)
-def test_frames_independent_before_the_first_merge(case, data):
-    """With any schedule, every entry before the first merge sees only its own frame."""
-    cfg, video = case.cfg, case.video
-    T0 = video.shape[1]
-    f = data.draw(st.integers(0, T0 - 1), label="frame") if data is not None else 2
-    other = video.copy()
+def traces_with_one_frame_changed(case, data, default: int):
+    """Draw a frame f (or take `default` under @example), replace its pixels with fresh
+    noise, and return (f, trace before, trace after) with random non-zero score weights."""
+    T0 = case.video.shape[1]
+    f = data.draw(st.integers(0, T0 - 1), label="frame") if data is not None else default
+    other = case.video.copy()
     other[:, f] = np.random.default_rng([case.seed, 3]).standard_normal(other[:, f].shape)
     params = case.params(random_scores=True)
     _, before = forward(case, params)
     _, after = forward(case, params, video=other)
+    return f, before, after
+
+
+@given(case=cases(), data=st.data())
+@example(case=nano_case(frames=8), data=None)
+def test_frames_independent_before_the_first_merge(case, data):
+    """With any schedule, every entry before the first merge sees only its own frame."""
+    cfg, T0 = case.cfg, case.video.shape[1]
+    f, before, after = traces_with_one_frame_changed(case, data, default=2)
     keep = [t for t in range(T0) if t != f]
     first_merge = "merges.0.scores" if cfg.schedule else "pooled"
     for key in list(before)[: list(before).index(first_merge)]:
@@ -269,14 +276,8 @@ def test_frames_independent_before_the_first_merge(case, data):
 def test_without_local_and_clip_each_group_is_independent(case, data):
     """Only the local and clip branches look across frames: without them, input frame f
     reaches only its own group f >> s at stage s, in every entry with a frame axis."""
-    cfg, video = case.cfg, case.video
-    T0 = video.shape[1]
-    f = data.draw(st.integers(0, T0 - 1), label="frame") if data is not None else 5
-    other = video.copy()
-    other[:, f] = np.random.default_rng([case.seed, 3]).standard_normal(other[:, f].shape)
-    params = case.params(random_scores=True)
-    _, before = forward(case, params)
-    _, after = forward(case, params, video=other)
+    cfg = case.cfg
+    f, before, after = traces_with_one_frame_changed(case, data, default=5)
     for key in before:
         s = stage(cfg, key)
         if s is None:

@@ -405,3 +405,11 @@ def test_progress_close_after_a_failure():
 def test_progress_bad_mode():
     with pytest.raises(ValueError, match="auto, on or off"):
         cli.Progress("x", 1, mode="sometimes")
+
+
+def test_cli_module_imports_no_torch():
+    """`inti cost`, argument errors and `inti bench` (which sets OMP_WAIT_POLICY before torch
+    loads) rely on the CLI module not importing torch by itself."""
+    code = "import sys, torch_impl.cli; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

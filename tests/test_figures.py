@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 import pytest
+from recording import recording_step
 import torch
 
 import ref
@@ -143,17 +144,7 @@ def written(tmp_path_factory, clip, results):
     out = tmp_path_factory.mktemp("figs")
     labels = []
 
-    class Step:
-        def __init__(self, label):
-            labels.append(label)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    paths = figures.write_figures(out, clip=clip, cfg=CFG, frames=FRAMES, results=results, note="Random.", step=Step)
+    paths = figures.write_figures(out, clip=clip, cfg=CFG, frames=FRAMES, results=results, note="Random.", step=recording_step(labels))
     return out, paths, labels
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recording import recording_step
 import torch
 
 import ref
@@ -87,17 +88,7 @@ def test_a_wrong_torch_model_is_caught_at_the_right_entry(video, params, monkeyp
 def test_steps_are_reported(video, params):
     labels = []
 
-    class Step:
-        def __init__(self, label):
-            labels.append(label)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    parity.run_both(video, params, CFG, ("float32",), step=Step)
+    parity.run_both(video, params, CFG, ("float32",), step=recording_step(labels))
     assert labels == [
         "naive ref forward (numpy float64)", "naive torch forward (float32)",
         "InTI ref forward (numpy float64)", "InTI torch forward (float32)",

@@ -31,7 +31,7 @@ def check_video_meta(shape: tuple, dtype: str, cfg: ModelConfig, allowed=("float
     if dtype not in allowed:
         raise TypeError(
             f"video must be a floating array of normalized pixels ({' or '.join(allowed)}), got {dtype}; "
-            "convert uint8 frames with ref.video.preprocess first"
+            "convert uint8 frames with ref.preprocess.preprocess first"
         )
     shape = tuple(int(s) for s in shape)
     if len(shape) != 5:

@@ -91,27 +91,62 @@ def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float64, prefix: str =
     }
 
 
+def key_report(shapes: dict, expected: dict, limit: int = 8) -> list[str]:
+    """What is wrong with `shapes` ({key: shape}) against `expected` ({key: shape}).
+
+    One entry per kind of problem, each naming its keys (at most `limit` of each): missing
+    keys, unexpected keys with their shapes, and keys of the wrong shape with both shapes.
+    [] when they fit.
+    `check_params` and the checkpoint converters (inti.io.layouts) both report with it.
+
+    >>> key_report({"a": (2,), "c": (1,)}, {"a": (3,), "b": (1,)})
+    ['missing 1 key(s): b', 'unexpected 1 key(s): c (1,)', 'wrong shape: a: expected (3,), got (2,)']
+    """
+
+    def some(keys):
+        return ", ".join(keys[:limit]) + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+    missing = [k for k in expected if k not in shapes]
+    extra = [f"{k} {tuple(shapes[k])}" for k in sorted(k for k in shapes if k not in expected)]
+    wrong = [f"{k}: expected {tuple(expected[k])}, got {tuple(shapes[k])}"
+             for k in expected if k in shapes and tuple(shapes[k]) != tuple(expected[k])]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {some(missing)}")
+    if extra:
+        problems.append(f"unexpected {len(extra)} key(s): {some(extra)}")
+    if wrong:
+        problems.append("wrong shape: " + "; ".join(wrong[:limit]) + (" ..." if len(wrong) > limit else ""))
+    return problems
+
+
 def check_params(params, cfg: ModelConfig) -> None:
     """Raise if `params` has a missing, extra or mis-shaped key for `cfg`; name every one."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    expected = param_shapes(cfg)
-    missing = [k for k in expected if k not in params]
-    extra = sorted(k for k in params if k not in expected)
-    wrong = [
-        f"{k}: expected {expected[k]}, got {tuple(np.shape(params[k]))}"
-        for k in expected
-        if k in params and tuple(np.shape(params[k])) != expected[k]
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:8])}" + (" ..." if len(missing) > 8 else ""))
-    if extra:
-        problems.append(f"unexpected {len(extra)} key(s): {', '.join(extra[:8])}" + (" ..." if len(extra) > 8 else ""))
-    if wrong:
-        problems.append("wrong shape: " + "; ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else ""))
+    problems = key_report({k: np.shape(v) for k, v in params.items()}, param_shapes(cfg))
     if problems:
         raise ValueError("parameters do not match the config: " + " | ".join(problems))
+
+
+def randomize_scores(params: Params, cfg: ModelConfig, seed: int = 0, scale: float = 2.0) -> Params:
+    """A copy of `params` whose score layers ``merges.{j}.score.weight/bias`` (zero at init) are
+    random, so that the merge weights differ from 1/2 [ours: a setting for tests and the demo,
+    not training]. The demo's ``--random-scores`` and the tests draw the same values.
+
+    weight ~ N(0, scale^2 / d), bias ~ N(0, scale^2 / 4), each in the dtype it had. With fused
+    features of order 1 the scores are of order `scale`: softmax weights spread well inside
+    (0, 1) without saturating in float64. A no-op for weight_fn="mean" (no such keys).
+    """
+    rng = np.random.default_rng([int(seed), 2])
+    out = dict(params)
+    for key, value in params.items():
+        value = np.asarray(value)
+        if key.startswith("merges.") and key.endswith(".score.weight"):
+            out[key] = (scale * rng.standard_normal(value.shape) / np.sqrt(cfg.predictor_width)).astype(value.dtype)
+        elif key.startswith("merges.") and key.endswith(".score.bias"):
+            out[key] = (0.5 * scale * rng.standard_normal(value.shape)).astype(value.dtype)
+    return out
 
 
 def scope(params: Params, prefix: str) -> Params:

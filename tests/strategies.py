@@ -38,6 +38,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import ref
+from ref.params import randomize_scores  # the one random-score rule, shared with the demo
 from ref.config import ACTIVATIONS, BRANCHES, GRANULARITIES, WEIGHT_FNS
 
 __all__ = ["Case", "cases", "configs", "frames_for", "nano_case", "randomize_scores", "make_video"]
@@ -59,23 +60,6 @@ class Case(NamedTuple):
         """``ref.init_params(cfg, seed)`` in float64; with random_scores, see `randomize_scores`."""
         params = ref.init_params(self.cfg, seed=self.seed)
         return randomize_scores(params, self.cfg, seed=self.seed, scale=scale) if random_scores else params
-
-
-def randomize_scores(params: dict, cfg: ref.ModelConfig, seed: int = 0, scale: float = 2.0) -> dict:
-    """A copy of `params` whose score layers ``merges.{j}.score.weight/bias`` are random.
-
-    weight ~ N(0, scale^2 / d), bias ~ N(0, scale^2 / 4). With the fused features of order
-    1, the scores are of order `scale`: softmax weights spread well inside (0, 1) without
-    saturating to exactly 0 or 1 in float64. A no-op for weight_fn="mean" (no such keys).
-    """
-    rng = np.random.default_rng([seed, 2])
-    out = dict(params)
-    for key, value in params.items():
-        if key.startswith("merges.") and key.endswith("score.weight"):
-            out[key] = scale * rng.standard_normal(value.shape) / np.sqrt(cfg.predictor_width)
-        elif key.startswith("merges.") and key.endswith("score.bias"):
-            out[key] = 0.5 * scale * rng.standard_normal(value.shape)
-    return out
 
 
 def make_video(cfg: ref.ModelConfig, frames: int, batch: int, seed: int, dtype=np.float64) -> np.ndarray:

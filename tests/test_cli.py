@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,9 +20,11 @@ import numpy as np
 import pytest
 
 import ref
-from ref import io as pio
-from torch_impl import cli
-from torch_impl.figures import FIGURES
+from inti.io import params as pio
+from inti import cli
+from inti.cli import common, demo as cli_demo
+from inti.cli import cost as cli_cost
+from inti.figures import FIGURES
 
 DEMO_BUDGET_S = float(os.environ.get("INTI_DEMO_BUDGET_S", 60))  # the issue's bar: < 1 min on 2 cores
 SMALL_CLIP = "carphone_pristine.mp4"  # bundled, 176x144: quick to decode
@@ -31,13 +32,13 @@ MIN_PNG_BYTES = 15_000
 
 
 def inti_command() -> list[str]:
-    """The installed console script next to the interpreter, else `python -m torch_impl.cli`."""
+    """The installed console script next to the interpreter, else `python -m inti`."""
     script = Path(sys.executable).with_name("inti")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "torch_impl.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "inti"]
 
 
 def run(args, cwd, env=None, timeout=300, script=False) -> subprocess.CompletedProcess:
-    cmd = (inti_command() if script else [sys.executable, "-m", "torch_impl.cli"]) + [str(a) for a in args]
+    cmd = (inti_command() if script else [sys.executable, "-m", "inti"]) + [str(a) for a in args]
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("INTI_TRACEBACK", None)
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
@@ -109,7 +110,7 @@ def test_default_demo_runs_in_under_a_minute(tmp_path):
     assert "ref (numpy) float64" in out and "torch float32" in out
     assert "uniform: the score layer is zero" in out  # said, not hidden
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal (--progress auto)
-    assert_figures(tmp_path / cli.DEFAULT_OUT)
+    assert_figures(tmp_path / cli_demo.DEFAULT_OUT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def test_cost_table_numbers(capsys):
     [(ref.preset("nano"), 8), (ref.preset("vit_b16", schedule=(2, 5, 9)), 16), (ref.preset("vit_l14", schedule=()), 4)],
 )
 def test_cost_rows_add_up(cfg, frames):
-    rows = cli.cost_rows(cfg, frames)
+    rows = cli_cost.cost_rows(cfg, frames)
     parts = [r for r in rows if r[0] not in ("blocks, all", "total")]
     total = rows[-1]
     assert total[0] == "total"
@@ -315,7 +316,7 @@ def test_help_on_every_subcommand(capsys, sub):
     if sub == ["demo"]:
         assert "--out" in out and "bigbuckbunny.mp4" in out
     if not sub:
-        for name in ("cost", "demo", "parity", "bench"):
+        for name in ("cost", "demo", "parity"):
             assert name in out
 
 
@@ -324,33 +325,11 @@ def test_help_on_every_subcommand(capsys, sub):
     [("6", (6,)), ("8,20", (8, 20)), ("8 20", (8, 20)), ("(10, 16)", (10, 16)), ("none", ()), ("()", ()), ("", ())],
 )
 def test_parse_schedule(text, expected):
-    assert cli.parse_schedule(text) == expected
+    assert common.parse_schedule(text) == expected
 
 
 # ---------------------------------------------------------------------------------------------
-# in-process: bench passes its arguments through
-
-
-def test_bench_passes_arguments_through(monkeypatch):
-    seen = []
-    fake = types.ModuleType("benchmarks.speed")
-    fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "benchmarks.speed", fake)
-    assert cli.main(["bench", "--preset", "vit_b16", "--help"]) == 0
-    assert seen == [["--preset", "vit_b16", "--help"]]
-    fake.main = lambda argv: sys.exit(3)
-    assert cli.main(["bench"]) == 3
-
-
-def test_bench_without_the_module(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "benchmarks.speed", None)
-    assert cli.main(["bench", "--help"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "benchmarks/speed.py is missing" in err[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# in-process: the progress bar
+# in-process: the progress bar (tqdm, through common.progress)
 
 
 class FakeTTY(io.StringIO):
@@ -358,58 +337,43 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def _three_steps(bar):
-    with bar:
+def _three_steps(mode, stream):
+    with common.progress("inti demo", total=3, mode=mode, stream=stream) as step:
         for name in ("decode", "ref forward", "torch forward"):
-            with bar.step(name):
+            with step(name):
                 pass
 
 
 def test_progress_on_draws_every_step_and_the_final_state():
     stream = io.StringIO()
-    _three_steps(cli.Progress("inti demo", total=3, mode="on", stream=stream))
+    _three_steps("on", stream)
     text = stream.getvalue()
     for name in ("decode", "ref forward", "torch forward"):
         assert name in text
-    assert text.rstrip().splitlines()[-1].startswith("inti demo [########################] 3/3 done in")
+    last = text.replace("\r", "\n").rstrip().splitlines()[-1]
+    assert last.startswith("inti demo [") and "3/3, done" in last, last
     assert text.endswith("\n")
-
-
-def test_progress_on_a_terminal_redraws_in_place():
-    stream = FakeTTY()
-    _three_steps(cli.Progress("inti demo", total=3, mode="auto", stream=stream))
-    text = stream.getvalue()
-    assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn with \r
-    assert "\r" in text and "3/3 done in" in text.split("\r")[-1]
 
 
 @pytest.mark.parametrize("mode, stream", [("off", FakeTTY()), ("auto", io.StringIO())])
 def test_progress_off_or_not_a_terminal_is_silent(mode, stream):
-    _three_steps(cli.Progress("inti demo", total=3, mode=mode, stream=stream))
+    _three_steps(mode, stream)
     assert stream.getvalue() == ""
 
 
-def test_progress_close_after_a_failure():
+def test_progress_after_a_failure_says_stopped():
     stream = io.StringIO()
-    bar = cli.Progress("inti demo", total=3, mode="on", stream=stream)
     with pytest.raises(RuntimeError):
-        with bar:
-            with bar.step("decode"):
+        with common.progress("inti demo", total=3, mode="on", stream=stream) as step:
+            with step("decode"):
                 raise RuntimeError("boom")
-    bar.close()  # a second close draws nothing more
-    lines = stream.getvalue().strip().splitlines()
-    assert lines[-1].startswith("inti demo [") and "1/3 stopped in" in lines[-1]
-    assert sum("stopped" in line for line in lines) == 1
-
-
-def test_progress_bad_mode():
-    with pytest.raises(ValueError, match="auto, on or off"):
-        cli.Progress("x", 1, mode="sometimes")
+    last = stream.getvalue().replace("\r", "\n").rstrip().splitlines()[-1]
+    assert "0/3, stopped" in last, last
 
 
 def test_cli_module_imports_no_torch():
-    """`inti cost`, argument errors and `inti bench` (which sets OMP_WAIT_POLICY before torch
-    loads) rely on the CLI module not importing torch by itself."""
-    code = "import sys, torch_impl.cli; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
+    """`inti cost` and argument errors rely on the CLI package not importing torch by itself:
+    only the subcommands that need it import it, inside their `run`."""
+    code = "import sys, inti.cli; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -14,11 +14,12 @@ from recording import recording_step
 import torch
 
 import ref
+from ref.params import randomize_scores
 import torch_impl
-from ref.tolerances import TOLERANCE
-from ref.video import preprocess
-from torch_impl import figures, parity
-from torch_impl.video import bundled_clip, decode
+from inti.tolerances import TOLERANCE
+from ref.preprocess import preprocess
+from inti import figures, parity
+from inti.io.clips import bundled_clip, decode
 
 CFG = ref.preset("nano")  # schedule (1, 2): groups of 4 frames
 FRAMES = 4
@@ -33,7 +34,7 @@ def clip():
 
 @pytest.fixture(scope="module")
 def random_params():
-    return parity.with_random_scores(ref.init_params(CFG, seed=0), CFG, seed=0)
+    return randomize_scores(ref.init_params(CFG, seed=0), CFG, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_contributions_sum_to_one_for_any_softmax_weights(merges, channel):
 def test_sigmoid_contributions_do_not_sum_to_one():
     """The property is about softmax: the same check does catch weights that are not normalized."""
     cfg = CFG.replace(weight_fn="sigmoid")
-    params = parity.with_random_scores(ref.init_params(cfg), cfg)
+    params = randomize_scores(ref.init_params(cfg), cfg)
     video = np.random.default_rng(1).standard_normal((1, FRAMES, 3, 64, 64))
     _, trace = ref.forward(params, video, cfg, return_trace=True)
     c = ref.contributions([trace["merges.0.weights"], trace["merges.1.weights"]])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ref
-from ref import io as pio
+from inti.io import params as pio
 
 CONFIGS = {
     "nano": ref.preset("nano"),

@@ -1,4 +1,4 @@
-"""torch_impl.parity: the one parity routine behind `inti demo`, `inti parity` and the parity figure.
+"""inti.parity: the one parity routine behind `inti demo`, `inti parity` and the parity figure.
 
 Synthetic clips (seeded noise) keep this fast; the real-clip runs are in test_figures and test_cli.
 """
@@ -11,8 +11,9 @@ from recording import recording_step
 import torch
 
 import ref
-from ref.tolerances import TOLERANCE
-from torch_impl import parity
+from ref.params import randomize_scores
+from inti.tolerances import TOLERANCE
+from inti import parity
 
 CFG = ref.preset("nano")
 
@@ -24,7 +25,7 @@ def video():
 
 @pytest.fixture(scope="module")
 def params():
-    return parity.with_random_scores(ref.init_params(CFG, seed=0), CFG, seed=0)
+    return randomize_scores(ref.init_params(CFG, seed=0), CFG, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +99,10 @@ def test_steps_are_reported(video, params):
 
 def test_random_scores_change_only_the_score_layer():
     base = ref.init_params(CFG, seed=0)
-    rand = parity.with_random_scores(base, CFG, seed=0)
+    rand = randomize_scores(base, CFG, seed=0)
     changed = {k for k in base if not np.array_equal(base[k], rand[k])}
     assert changed == {f"merges.{j}.score.{w}" for j in range(2) for w in ("weight", "bias")}
-    again = parity.with_random_scores(base, CFG, seed=0)
+    again = randomize_scores(base, CFG, seed=0)
     assert all(np.array_equal(rand[k], again[k]) for k in rand)  # seeded
     assert all(rand[k].dtype == base[k].dtype for k in base)
 

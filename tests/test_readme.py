@@ -41,7 +41,7 @@ def test_setup_pins_torch_first_and_pyproject_stays_permissive():
 
 
 def test_cost_table_is_what_inti_cost_paper_prints(capsys):
-    from torch_impl.cli import main
+    from inti.cli import main
 
     assert main(["cost", "--paper"]) == 0
     printed = capsys.readouterr().out.rstrip()

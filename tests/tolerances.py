@@ -1,10 +1,10 @@
-"""Assertion helpers on top of `ref.tolerances`, the one tolerance table keyed by dtype.
+"""Assertion helpers on top of `inti.tolerances`, the one tolerance table keyed by dtype.
 
 - ``assert_close(actual, expected, dtype, name="")``: shape first, then values; the message
-  names the quantity, its shape, the largest relative error (ref.tolerances.rel_err), the
+  names the quantity, its shape, the largest relative error (inti.tolerances.rel_err), the
   tolerance for `dtype`, and where the largest absolute difference is.
 - ``assert_trace_close(actual_trace, expected_trace, dtype)``: every entry of the expected
-  trace, in order; a failure names the FIRST entry that differs (ref.tolerances.first_failure)
+  trace, in order; a failure names the FIRST entry that differs (inti.tolerances.first_failure)
   and prints the error of every entry.
 
 `dtype` is the dtype that ran (a name, a numpy or a torch dtype); the comparison is always
@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ref.tolerances import compare_traces, first_failure, rel_err, to_numpy, tolerance
+from inti.tolerances import compare_traces, first_failure, rel_err, tolerance
+from torch_impl.convert import to_numpy as _to_numpy
+
+
+def to_numpy(x) -> np.ndarray:
+    return _to_numpy(x, np.float64)
 
 __all__ = ["assert_close", "assert_trace_close", "tolerance"]
 
@@ -51,14 +56,16 @@ def assert_close(actual, expected, dtype, name: str = "") -> None:
 
 def assert_trace_close(actual_trace: dict, expected_trace: dict, dtype) -> None:
     """Assert every entry of `expected_trace` is matched within tolerance, naming the first that is not."""
-    rows = compare_traces(actual_trace, expected_trace, dtype)
-    message = first_failure(rows)
-    if message is None:
+    rows = compare_traces({k: to_numpy(v) for k, v in actual_trace.items()},
+                          {k: to_numpy(v) for k, v in expected_trace.items()}, dtype)
+    bad = first_failure(rows)
+    if bad is None:
         return
-    name = next(n for n, _, ok in rows if not ok)
+    name = bad.name
+    message = f"first trace entry over tolerance: {name!r}, relative error {bad.rel_err:.3g}"
     if name in actual_trace:
         shapes = f"actual shape {to_numpy(actual_trace[name]).shape}, expected {to_numpy(expected_trace[name]).shape}"
     else:
         shapes = f"missing from the actual trace (which has {list(actual_trace)})"
-    table = "\n".join(f"  {'ok ' if ok else 'BAD'} {n}: {err:.3g}" for n, err, ok in rows)
+    table = "\n".join(f"  {'ok ' if r.ok else 'BAD'} {r.name}: {r.rel_err:.3g}" for r in rows)
     raise AssertionError(f"{message} ({shapes}; tolerance {tolerance(dtype):g} for {dtype})\n{table}")

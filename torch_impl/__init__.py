@@ -1,30 +1,11 @@
-"""torch_impl: InTI in PyTorch, mirroring ref/ name for name and tested against it.
+"""torch_impl: InTI in PyTorch, mirroring ref/ file for file and name for name, tested against it.
 
-The names below load on first use, so that `import torch_impl.cli` (and `inti cost`, or
-an `inti` command with a bad argument) answers without paying for importing torch.
+Every file but convert.py has a twin of the same name in ref/. The tools that read and write
+files, load pretrained weights, compare traces and draw figures live in the `inti` package.
 """
 
-import importlib
+from .convert import from_ref_params, to_numpy, to_ref_params
+from .interpolation import contributions
+from .model import InTIModel
 
-_EXPORTS = {
-    "InTIModel": ".model",
-    "from_ref_params": ".convert",
-    "to_ref_params": ".convert",
-    "contributions": ".interpolation",
-    "from_timm": ".pretrained",
-    "from_clip": ".pretrained",
-    "from_checkpoint": ".pretrained",
-    "export_state_dict": ".pretrained",
-    "load_checkpoint": ".pretrained",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__ = ["InTIModel", "from_ref_params", "to_ref_params", "to_numpy", "contributions"]

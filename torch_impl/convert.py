@@ -1,4 +1,8 @@
-"""ref parameter dicts <-> torch models. The dict's keys are the state_dict's keys."""
+"""ref parameter dicts <-> torch models, and tensors <-> NumPy arrays.
+
+The dict's keys are the state_dict's keys (METHOD 3.5). `to_numpy` is the project's one
+conversion from a tensor to an array: every tool that reads a tensor into NumPy calls it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,17 @@ from ref.config import ModelConfig
 from ref.params import check_params
 
 from .model import InTIModel
+
+
+def to_numpy(x, dtype=None) -> np.ndarray:
+    """A NumPy array of a tensor (detached, on the CPU) or of anything np.asarray takes.
+
+    NumPy has no bfloat16, so a bfloat16 tensor becomes float32 (exactly: every bfloat16 is a
+    float32). dtype: cast to it (e.g. np.float64 to compare against the spec); None keeps it."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    return np.asarray(x, dtype=dtype)
 
 
 def from_ref_params(params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.float64, **model_kwargs) -> InTIModel:
@@ -26,4 +41,4 @@ def from_ref_params(params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.f
 
 def to_ref_params(model: InTIModel) -> dict:
     """The model's parameters as a ref dict of float64 NumPy arrays."""
-    return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+    return {k: to_numpy(v, np.float64) for k, v in model.state_dict().items()}

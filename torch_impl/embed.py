@@ -1,7 +1,8 @@
 """Mirror of ref/embed.py: patch embedding, class token, positions, ln_pre.
 
 The modules themselves live on `InTIModel` (`patch_embed`, `cls_token`, `pos_embed`,
-`ln_pre`), so that the state_dict keys are METHOD 3.5's; these functions apply them.
+`ln_pre`), so that the state_dict keys are METHOD 3.5's; `InTIModel.embed` chains the steps
+as `ref.embed.embed` does, with these functions.
 """
 
 from __future__ import annotations
@@ -21,14 +22,3 @@ def patch_embed(conv: torch.nn.Conv2d, video: torch.Tensor) -> torch.Tensor:
     b = video.shape[0]
     x = F.conv2d(rearrange(video, "b t c h w -> (b t) c h w"), conv.weight, conv.bias, stride=conv.stride)
     return rearrange(x, "(b t) c h w -> b t (h w) c", b=b)
-
-
-def embed(model, video: torch.Tensor) -> torch.Tensor:
-    """(b, t, 3, H, W) -> (b, t, N, C): class token first, positions added, then ln_pre."""
-    patches = patch_embed(model.patch_embed, video)  # (b, t, L, C)
-    b, t, _, c = patches.shape
-    cls = model.cls_token.to(patches.dtype).expand(b, t, 1, c)
-    x = torch.cat([cls, patches], dim=2) + model.pos_embed.to(patches.dtype)  # (b, t, N, C)
-    if model.cfg.ln_pre:
-        x = model.ln_pre(x)
-    return x

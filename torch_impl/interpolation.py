@@ -7,7 +7,6 @@ broadcast multiply and a sum over the pair axis.
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 
 from .predictor import Predictor
 

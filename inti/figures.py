@@ -14,15 +14,17 @@ module is cheap and the `inti cost` command never pays for it.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 import ref
-from ref.config import PRESETS, ModelConfig
-from ref.video import CLIP_MEAN, CLIP_STD
+from ref.config import ModelConfig
+from ref.preprocess import CLIP_MEAN, CLIP_STD
+
+from .labels import config_name, describe, mac_unit, schedule_text
 
 FIGURES = {
     "compute": "fig1_compute.png",
@@ -40,38 +42,6 @@ DTYPE_STYLE = {  # marker, colour
     "bfloat16": ("v", "#9467bd"),
 }
 GROUP_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#666666")
-
-
-def config_name(cfg: ModelConfig) -> str:
-    """The preset's name when cfg is a preset with only its schedule changed, else "custom"."""
-    def fields(c):
-        return {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name != "schedule"}
-
-    for name, p in PRESETS.items():
-        if fields(cfg) == fields(p):
-            return name
-    return "custom"
-
-
-def describe(cfg: ModelConfig) -> str:
-    """One line: "nano: ViT 64 px, patch 8, width 64, depth 4, heads 4"."""
-    return (
-        f"{config_name(cfg)}: ViT {cfg.image_size} px, patch {cfg.patch_size}, width {cfg.width}, "
-        f"depth {cfg.depth}, heads {cfg.heads}"
-    )
-
-
-def schedule_text(schedule) -> str:
-    """S=(6,) style, as the paper and METHOD write it."""
-    return f"S={tuple(schedule)}"
-
-
-def mac_unit(value: float) -> tuple[float, str]:
-    """(divisor, prefix) that prints `value` MACs with a few digits: G, M or k."""
-    for div, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= div:
-            return div, prefix
-    return 1.0, ""
 
 
 def _canvas(figsize):
@@ -100,8 +70,8 @@ def compute_figure(cfg: ModelConfig, frames: int, path) -> Path:
     Left: one pair of bars per block, and Φ's own cost (predictor + interpolation) as a red
     bar on the dashed line after each merging block. Right: the totals split by part.
     """
-    naive_cfg = cfg.replace(schedule=())
-    inti, naive = ref.count_macs(cfg, frames), ref.count_macs(naive_cfg, frames)
+    cost = ref.compare(cfg, frames)
+    inti, naive = cost["inti"], cost["naive"]
     depth = cfg.depth
     div, prefix = mac_unit(max(m for _, m in naive["per_block"]))
     unit = f"{prefix}MACs"
@@ -159,7 +129,7 @@ def compute_figure(cfg: ModelConfig, frames: int, path) -> Path:
     tot.legend(loc="upper right", ncol=1, fontsize=7, framealpha=0.95)
     tot.set_title("per clip, by part", fontsize=11)
 
-    red = ref.reduction(cfg, frames)
+    red = cost["reduction"]
     fig.suptitle(
         f"Where the compute goes: {describe(cfg)}, {frames} frames, {schedule_text(cfg.schedule)}",
         fontsize=12,
@@ -324,7 +294,7 @@ def parity_figure(results: dict, path) -> Path:
     )
     fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(len(legend), 6), fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, 0.035))
-    fig.text(0.5, 0.01, "A marker in the grey band means the error is exactly 0. Tolerances: ref.tolerances.TOLERANCE "
+    fig.text(0.5, 0.01, "A marker in the grey band means the error is exactly 0. Tolerances: inti.tolerances.TOLERANCE "
              "(one table, keyed by dtype). Red circles: over tolerance.", ha="center", va="bottom", fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.99, top=0.9, bottom=0.3)
     return _save(fig, path)
@@ -340,8 +310,6 @@ def write_figures(out_dir, *, clip: np.ndarray, cfg: ModelConfig, frames: int, r
     clip: (T0, 3, H, W) the clip the models read; results: `parity.run_both`'s output.
     step: optional `step(label)` context manager around each figure (a progress bar).
     """
-    import contextlib
-
     step = step or (lambda label: contextlib.nullcontext())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Video preprocessing: from decoded uint8 frames to the normalized clip the ViT reads.
 
 This is the executable spec of the input pipeline, in NumPy only (no torch, no decoder).
-Decoding a file lives in `torch_impl.video`; everything after decoding lives here, so both
+Decoding a file lives in `inti.io.clips`; everything after decoding lives here, so both
 implementations feed the model exactly the same pixels.
 
 The steps, in order (`preprocess` chains them):

@@ -8,8 +8,8 @@ One line each (spec/07-pretrained-layouts.md has the key maps)::
     model = from_checkpoint("model.safetensors", schedule=(3,), image_size=160)
 
 The key mapping, the config inferred from the shapes, the position-grid resampling and the
-new predictors all come from `ref.checkpoints`, so ref and torch_impl read a checkpoint the
-same way. A model object tells more than its state dict: its heads, activation and LayerNorm
+new predictors all come from `inti.io.layouts` (NumPy), so the spec and the torch model read a
+checkpoint the same way; files are read by `inti.io.checkpoints.load_checkpoint`. A model object tells more than its state dict: its heads, activation and LayerNorm
 eps are read from its modules; a state dict or a file gets the layout's defaults, which
 keyword overrides (``heads=``, ``activation=``, ``ln_eps=``) replace.
 """
@@ -17,45 +17,18 @@ keyword overrides (``heads=``, ``activation=``, ``ln_eps=``) replace.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from ref.checkpoints import FAMILY, LAYOUTS, convert_state_dict, is_torchscript, key_map, unwrap_state_dict
-from ref.checkpoints import export_state_dict as _export_arrays
+from torch_impl import InTIModel, from_ref_params, to_numpy
 
-from .convert import from_ref_params
-from .model import InTIModel
+from .checkpoints import load_checkpoint
+from .layouts import FAMILY, LAYOUTS, convert_state_dict, key_map, unwrap_state_dict
+from .layouts import export_state_dict as _export_arrays
 
-__all__ = ["from_timm", "from_clip", "from_checkpoint", "export_state_dict", "load_checkpoint"]
-
-
-def load_checkpoint(path) -> dict[str, torch.Tensor]:
-    """A checkpoint file -> its flat state dict of CPU tensors, in their stored dtype.
-
-    ``.safetensors`` via safetensors; ``.pt``/``.pth``/``.bin`` via ``torch.load(weights_only=True)``,
-    which runs no code from the file; a TorchScript archive (OpenAI's ``ViT-B-16.pt``) via
-    ``torch.jit.load(...).state_dict()``. Nested ``state_dict``/``model`` entries are unwrapped."""
-    path = os.path.expanduser(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint file at {path!r}")
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(path, device="cpu")
-    elif suffix in (".pt", ".pth", ".bin"):
-        if is_torchscript(path):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated, its files are not
-                raw = torch.jit.load(path, map_location="cpu").state_dict()
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        raise ValueError(f"unknown checkpoint format {suffix!r} for {path!r}; expected .pt, .pth, .bin or .safetensors")
-    return unwrap_state_dict(raw)
+__all__ = ["from_timm", "from_clip", "from_checkpoint", "export_state_dict"]
 
 
 # ---- what a model object tells beyond its shapes ----------------------------------------------
@@ -187,12 +160,11 @@ def export_state_dict(model: InTIModel, layout: str, *, prefix: str = "") -> dic
     """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip" or
     "open_clip"), on the model's device and in its dtype, ready for that library's
     ``load_state_dict`` (with ``prefix="visual."`` for a whole CLIP model's ``visual`` part,
-    loaded with strict=False). The predictors θ are left out; see ref.checkpoints.export_state_dict."""
+    loaded with strict=False). The predictors θ are left out; see inti.io.layouts.export_state_dict."""
     if not isinstance(model, InTIModel):
         raise TypeError(f"expected an InTIModel, got {type(model).__name__}")
     state = model.state_dict()
-    arrays = {k: v.detach().cpu().float().numpy() if v.dtype == torch.bfloat16 else v.detach().cpu().numpy()
-              for k, v in state.items()}
+    arrays = {k: to_numpy(v) for k, v in state.items()}
     exported = _export_arrays(arrays, model.cfg, layout, prefix=prefix)
     dtypes = {prefix + theirs: state[ours].dtype for ours, theirs in key_map(model.cfg, layout).items()}
     device = model.pos_embed.device

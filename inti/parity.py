@@ -2,10 +2,11 @@
 
 One function, `run_parity`, serves `inti demo`, `inti parity` and the parity figure: it runs
 `ref.forward` in float64 (the spec) and the torch model in each requested dtype on the same
-clip and parameters, and compares every trace entry with `ref.tolerances` (one table, keyed
+clip and parameters, and compares every trace entry with `inti.tolerances` (one table, keyed
 by dtype). With merges, the frame contributions (METHOD 6) of both sides are compared too.
 
     >>> import numpy as np, ref
+    >>> from inti.parity import run_parity
     >>> cfg = ref.preset("nano")
     >>> video = np.random.default_rng(0).standard_normal((1, 4, 3, 64, 64)).astype(np.float32)
     >>> result = run_parity(video, ref.init_params(cfg), cfg)
@@ -18,37 +19,28 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import torch
 
 import ref
 from ref.config import ModelConfig
-from ref.tolerances import rel_err, to_numpy, tolerance
+from torch_impl import from_ref_params, to_numpy
+from torch_impl.checks import torch_dtype
+from torch_impl.interpolation import contributions as torch_contributions
 
-from .convert import from_ref_params
-from .interpolation import contributions as torch_contributions
+from .tolerances import Row, compare_traces, rel_err, tolerance
 
 DTYPES = ("float64", "float32")
 CONTRIBUTIONS = "contributions"  # the derived row after the trace entries, when there are merges
-
-
-class ParityRow(NamedTuple):
-    """One comparison: trace entry `name`, run by torch in `dtype`, against the float64 spec."""
-
-    name: str
-    dtype: str
-    rel_err: float
-    tol: float
-    ok: bool
 
 
 @dataclass
 class ParityResult:
     """What `run_parity` measured for one model config.
 
-    rows: one `ParityRow` per trace entry and dtype (dtype-major, trace order within).
+    rows: one `Row` per trace entry and dtype (dtype-major, trace order within).
     times: wall seconds of each forward, keyed "ref float64", "torch float64", ...
     reference: the spec's float64 trace (NumPy). traces: {dtype: torch trace as float64 NumPy}.
     contributions: {"ref": (b, T0, N), dtype: (b, T0, N)}; empty without merges.
@@ -56,7 +48,7 @@ class ParityResult:
 
     cfg: ModelConfig
     dtypes: tuple[str, ...]
-    rows: list[ParityRow] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     times: dict[str, float] = field(default_factory=dict)
     reference: dict[str, np.ndarray] = field(default_factory=dict)
     traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -66,16 +58,16 @@ class ParityResult:
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
-    def failures(self) -> list[ParityRow]:
+    def failures(self) -> list[Row]:
         return [r for r in self.rows if not r.ok]
 
-    def worst(self, dtype: str) -> ParityRow:
+    def worst(self, dtype: str) -> Row:
         """The row with the largest relative error for one dtype."""
         return max((r for r in self.rows if r.dtype == dtype), key=lambda r: r.rel_err)
 
-    def table(self) -> dict[str, dict[str, ParityRow]]:
+    def table(self) -> dict[str, dict[str, Row]]:
         """{entry name: {dtype: row}}, entries in trace order."""
-        out: dict[str, dict[str, ParityRow]] = {}
+        out: dict[str, dict[str, Row]] = {}
         for r in self.rows:
             out.setdefault(r.name, {})[r.dtype] = r
         return out
@@ -88,13 +80,6 @@ def _no_step(label: str):
 def steps_per_run(dtypes=DTYPES) -> int:
     """How many forwards `run_parity` makes (one `step` each): the spec, then one per dtype."""
     return 1 + len(tuple(dtypes))
-
-
-def _torch_dtype(name: str) -> torch.dtype:
-    dtype = getattr(torch, str(name), None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"unknown floating dtype {name!r}; choose from {sorted(ref.tolerances.TOLERANCE)}")
-    return dtype
 
 
 def _weights(trace: dict, cfg: ModelConfig) -> list:
@@ -116,15 +101,15 @@ def run_parity(
 
     video: (b, T0, 3, H, W) float NumPy array of normalized pixels.
     params: a parameter dict for `cfg` (METHOD 3.5).
-    dtypes: the dtypes torch runs in; each is compared with its `ref.tolerances` entry.
+    dtypes: the dtypes torch runs in; each is compared with its `inti.tolerances` entry.
     step: optional `step(label)` context manager wrapped around each forward (a progress bar).
     label: prefix of the step labels ("naive", "InTI").
-    tols: optional {dtype: tolerance} overriding `ref.tolerances` (a stricter CI bar).
+    tols: optional {dtype: tolerance} overriding `inti.tolerances` (a stricter CI bar).
     Returns a `ParityResult`; it never raises on a parity failure (check `.ok`).
     """
     dtypes = tuple(str(d) for d in dtypes)
     tols = {d: tolerance(d) for d in dtypes} | {d: float(t) for d, t in (tols or {}).items() if d in dtypes}
-    torch_dtypes = {d: _torch_dtype(d) for d in dtypes}
+    torch_dtypes = {d: torch_dtype(d) for d in dtypes}
     step = step or _no_step
     prefix = f"{label} " if label else ""
     video = np.asarray(video)
@@ -149,16 +134,14 @@ def run_parity(
             with torch.no_grad():
                 _, trace = model(x, return_trace=True)
             result.times[f"torch {name}"] = time.perf_counter() - t0
-        actual = {k: to_numpy(v) for k, v in trace.items()}
+        actual = {k: to_numpy(v, np.float64) for k, v in trace.items()}
         result.traces[name] = actual
-        for key, value in expected.items():
-            err = rel_err(actual[key], value) if key in actual else float("inf")
-            result.rows.append(ParityRow(key, name, err, tols[name], err <= tols[name]))
+        result.rows += compare_traces(actual, expected, name, tols[name])
         if merges:
-            contrib = to_numpy(torch_contributions(_weights(trace, cfg)))
+            contrib = to_numpy(torch_contributions(_weights(trace, cfg)), np.float64)
             result.contributions[name] = contrib
             err = rel_err(contrib, result.contributions["ref"])
-            result.rows.append(ParityRow(CONTRIBUTIONS, name, err, tols[name], err <= tols[name]))
+            result.rows.append(Row(CONTRIBUTIONS, name, err, tols[name], err <= tols[name]))
     return result
 
 
@@ -172,23 +155,3 @@ def run_both(video, params, cfg, dtypes=DTYPES, **kwargs) -> dict[str, ParityRes
         "naive": run_parity(video, ref.backbone(params), naive_cfg, dtypes, label="naive", **kwargs),
         "inti": run_parity(video, params, cfg, dtypes, label="InTI", **kwargs),
     }
-
-
-def with_random_scores(params: dict, cfg: ModelConfig, seed: int = 0, scale: float = 2.0) -> dict:
-    """A copy of `params` whose score layers (zero at init) get random weights.
-
-    The merge weights then differ from 1/2, so parity covers the softmax and the figures show
-    non-uniform contributions. Weights are N(0, (scale / sqrt(d))^2), biases N(0, 0.1^2):
-    scores of order one, weights mostly in (0.1, 0.9) [ours: a demo setting, not training].
-    """
-    out = dict(params)
-    rng = np.random.default_rng([int(seed), 1])
-    d = cfg.predictor_width
-    for key in params:
-        if key.startswith("merges.") and key.endswith(".score.weight"):
-            dtype = np.asarray(params[key]).dtype
-            out[key] = (scale / np.sqrt(d) * rng.standard_normal(np.shape(params[key]))).astype(dtype)
-        elif key.startswith("merges.") and key.endswith(".score.bias"):
-            dtype = np.asarray(params[key]).dtype
-            out[key] = (0.1 * rng.standard_normal(np.shape(params[key]))).astype(dtype)
-    return out

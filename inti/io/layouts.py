@@ -15,8 +15,9 @@ determine (patch size, width, depth, image size, MLP width, projection, head, ln
 bias). Three cannot be read from shapes and come from the layout or from the caller:
 ``heads`` (``width // 64`` [ours], as CLIP's build_model), ``activation`` and ``ln_eps``.
 
-Everything here is NumPy. ``load_state_dict`` reads ``.safetensors`` and ``.npz`` without
-torch; for ``.pt``/``.bin``/``.pth`` it imports torch, because those files are torch pickles.
+Everything here is NumPy on mappings of arrays. Reading a checkpoint file is
+`inti.io.checkpoints.load_checkpoint`'s job (it needs torch); `convert_state_dict` calls it
+when it is given a path.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from __future__ import annotations
 import math
 import os
 import re
-import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
-from .config import ModelConfig
-from .params import check_params, init_params, param_shapes
+from ref.config import ModelConfig
+from ref.params import check_params, init_params, key_report, param_shapes
+
+from .params import as_array
 
 LAYOUTS = ("timm", "clip", "open_clip")
 # "clip" and "open_clip" share one key layout (the "clip" family); they differ only in defaults.
@@ -141,16 +143,6 @@ def _family(layout: str) -> str:
 # ---- reading state dicts ---------------------------------------------------------------------
 
 
-def _to_numpy(value) -> np.ndarray:
-    """A NumPy view of an array or a CPU/GPU torch tensor (bfloat16, which NumPy lacks, becomes float32)."""
-    if hasattr(value, "detach"):  # a torch tensor, handled without importing torch
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
 def unwrap_state_dict(obj) -> dict:
     """The flat {key: array} inside a training checkpoint.
 
@@ -167,47 +159,6 @@ def unwrap_state_dict(obj) -> dict:
     if obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
-
-
-def is_torchscript(path) -> bool:
-    """Whether a file is a TorchScript archive (OpenAI's CLIP downloads): a zip with constants.pkl."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") for name in archive.namelist())
-
-
-def load_state_dict(path) -> dict[str, np.ndarray]:
-    """Read a checkpoint file into a flat dict of NumPy arrays (nested dicts unwrapped).
-
-    ``.safetensors`` and ``.npz`` need no torch. ``.pt``, ``.pth`` and ``.bin`` are torch
-    pickles: they are read with ``torch.load(weights_only=True)``, which runs no code from
-    the file. (torch_impl.pretrained.load_checkpoint also reads OpenAI's TorchScript files.)"""
-    path = os.path.expanduser(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint file at {path!r}")
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        raw = load_file(path)
-    elif suffix == ".npz":
-        with np.load(path) as archive:
-            raw = {k: archive[k] for k in archive.files}
-    elif suffix in (".pt", ".pth", ".bin"):
-        try:
-            import torch
-        except ImportError as exc:  # pragma: no cover - torch is installed wherever the tests run
-            raise ImportError(f"reading {suffix} files needs torch; convert the file to .safetensors or .npz") from exc
-        if is_torchscript(path):
-            raise ValueError(
-                f"{path!r} is a TorchScript archive (as OpenAI's CLIP downloads are); "
-                "read it with torch_impl.pretrained.load_checkpoint"
-            )
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        raise ValueError(f"unknown checkpoint format {suffix!r} for {path!r}; expected .pt, .pth, .bin, .safetensors or .npz")
-    return {k: _to_numpy(v) for k, v in unwrap_state_dict(raw).items()}
 
 
 def select_visual(state_dict: dict) -> tuple[dict, str]:
@@ -334,18 +285,7 @@ def infer_config(state_dict: dict, layout: str, **overrides) -> ModelConfig:
 
 def _check_keys(state_dict: dict, cfg: ModelConfig, layout: str) -> None:
     """Raise ValueError naming every missing, unexpected and mis-shaped key, by the layout's names."""
-    expected = external_shapes(cfg, layout)
-    missing = [k for k in expected if k not in state_dict]
-    extra = sorted(k for k in state_dict if k not in expected)
-    wrong = [f"{k}: expected {expected[k]}, got {tuple(np.shape(state_dict[k]))}"
-             for k in expected if k in state_dict and tuple(np.shape(state_dict[k])) != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} key(s): {_describe(missing, state_dict)}")
-    if extra:
-        problems.append(f"{len(extra)} key(s) that do not fit: {_describe(extra, state_dict)}")
-    if wrong:
-        problems.append("wrong shape: " + "; ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else ""))
+    problems = key_report({k: np.shape(v) for k, v in state_dict.items()}, external_shapes(cfg, layout), limit=12)
     if problems:
         raise ValueError(
             f"the state dict does not fit the {layout} layout of a ViT with width {cfg.width}, depth {cfg.depth}, "
@@ -427,7 +367,7 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     """A pretrained image ViT -> (InTI parameter dict, ModelConfig).
 
     state_dict: a mapping of arrays (torch tensors work too) in the timm, OpenAI CLIP or
-    open_clip layout, or the path of a checkpoint file (see `load_state_dict`). Nested
+    open_clip layout, or the path of a checkpoint file (`inti.io.checkpoints.load_checkpoint`). Nested
     ``state_dict``/``model`` entries, a ``module.`` prefix and CLIP's ``visual.`` prefix are
     handled; the text tower of a whole CLIP model is left out.
     layout: None detects the key family; a CLIP-family state dict is then read as "clip"
@@ -442,9 +382,10 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     The backbone arrays keep their dtype (views where the layout allows); the predictor's
     take the dtype of the position embedding."""
     if isinstance(state_dict, (str, os.PathLike)):
-        sd = load_state_dict(state_dict)
-    else:
-        sd = {k: _to_numpy(v) for k, v in unwrap_state_dict(state_dict).items()}
+        from .checkpoints import load_checkpoint  # needs torch: checkpoints are torch's formats
+
+        state_dict = load_checkpoint(state_dict)
+    sd = {k: as_array(v) for k, v in unwrap_state_dict(state_dict).items()}
     sd, _ = select_visual(sd)
     family = detect_layout(sd)
     if layout is None:

@@ -1,0 +1,356 @@
+"""Measurement: the machine, timing and peak memory, one row's interleaved rounds, and the
+ratios (measured speed-up against the MAC-predicted ratio of the cost model).
+
+Every row warms each contender up once (that run also measures peak memory and checks that the
+contenders agree), then runs repeated rounds, each timing every contender once in a fresh
+random order, so that drift of a shared machine hits all of them alike. Medians are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+import ref
+from inti.tolerances import rel_err, tolerance
+from torch_impl import to_numpy
+
+from . import OMP_WAIT_POLICY_BEFORE_TORCH
+from .contenders import merge_inputs
+
+if TYPE_CHECKING:
+    from .grid import Case, Row
+
+
+# ---------------------------------------------------------------------------------------------
+# the machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: str) -> bool:
+    """Whether bfloat16 matrix products have hardware support (else CPUs emulate them, slowly)."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine_info(device: str) -> dict:
+    info = {
+        "cpu": _cpu_model(),
+        "cores": cores(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(device),
+        "device": device,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "timm": _timm_version(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        # False when torch was imported before this module (e.g. by a test): then the
+        # OpenMP runtime may have read its settings before OMP_WAIT_POLICY was set.
+        "omp_wait_policy_before_torch": OMP_WAIT_POLICY_BEFORE_TORCH,
+        "loadavg_start": _loadavg(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _timm_version() -> str | None:
+    try:
+        import timm
+
+        return timm.__version__
+    except ImportError:
+        return None
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# timing and memory
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: str) -> tuple[float, object]:
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def _torch_peak(fn, device: str) -> tuple[float, object, int]:
+    """Run fn once; return (seconds, output, peak bytes allocated above the level before it)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        seconds, out = _timed(fn, device)
+        return seconds, out, torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with _stderr_to_devnull(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        seconds, out = _timed(fn, device)
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    level = peak = 0
+    for _, nbytes in events:
+        level += nbytes
+        peak = max(peak, level)
+    return seconds, out, peak
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """The profiler's C++ side logs every start and stop on file descriptor 2; hide that."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _numpy_peak(fn) -> tuple[float, object, int]:
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return seconds, out, peak
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def _quietly():
+    """torch.compile's one-off warnings (no CUDA toolkit, etc.) would clutter the table."""
+    import logging
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    for name in ("torch._inductor", "torch._dynamo", "torch.utils.cpp_extension"):
+        logger = logging.getLogger(name)
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        stack.callback(logger.setLevel, level)
+    return stack
+
+
+# ---------------------------------------------------------------------------------------------
+# one row and its ratios
+
+
+def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
+    """Warm up, check, then time every contender of `row` in interleaved rounds."""
+    case, device = row.case, args.device
+    cfg = models["cfg"]
+    inti, naive = models["inti"], models["naive"]
+    wanted = set(args.contenders)
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        if row.dtype == "bf16" else contextlib.nullcontext()
+    )
+    result = {
+        "id": row.id, "preset": case.preset, "frames": case.frames, "batch": case.batch,
+        "schedule": list(cfg.schedule), "dtype": row.dtype, "mode": row.mode,
+        "autocast": row.dtype == "bf16", "contenders": {}, "checks": {},
+        "loadavg_start": _loadavg(),
+    }
+    with torch.inference_mode(), autocast, _quietly():
+        merge_x = merge_inputs(inti, video) if "merge" in wanted and len(cfg.schedule) else []
+        fns: dict[str, object] = {}
+        if row.mode == "compile":
+            torch.compiler.reset()  # a fresh cache per row: no stale guards, no cache-size fallback
+            compiled = {
+                "naive": torch.compile(naive, dynamic=False),
+                "inti": torch.compile(inti, dynamic=False),
+                "merge": [torch.compile(m, dynamic=False) for m in inti.merges],
+            }
+        else:
+            compiled = {"naive": naive, "inti": inti, "merge": list(inti.merges)}
+        if "naive" in wanted:
+            fns["naive"] = lambda m=compiled["naive"]: m(video)
+        if "inti" in wanted:
+            fns["inti"] = lambda m=compiled["inti"]: m(video)
+        if "timm" in wanted and row.mode == "eager" and models.get("timm") is not None:
+            fns["timm"] = lambda m=models["timm"]: m(video)
+        if "merge" in wanted and merge_x:
+            fns["merge"] = lambda ms=compiled["merge"]: [m(x)[0] for m, x in zip(ms, merge_x)]
+        if "ref" in wanted and row.dtype == "f32" and row.mode == "eager":
+            params, video_np = models["ref_params"], to_numpy(video)
+            fns["ref"] = lambda: ref.forward(params, video_np, cfg)
+
+        # Warm-up: compile (timed as compile_s), then one run that also measures peak memory.
+        outputs = {}
+        for name, fn in fns.items():
+            entry = result["contenders"].setdefault(name, {})
+            if row.mode == "compile" and name in ("naive", "inti", "merge"):
+                log(f"  compiling {name} ...")
+                entry["compile_s"], _ = _timed(fn, device)
+            if name == "ref":
+                seconds, out, peak = _numpy_peak(fn)
+            else:
+                seconds, out, peak = _torch_peak(fn, device)
+            entry["warmup_s"] = seconds
+            entry["peak_mib"] = peak / 2**20
+            outputs[name] = out
+
+        # The contenders must agree before their times mean anything.
+        tol = tolerance("float32" if row.dtype == "f32" else "bfloat16")
+        if "naive" in outputs and "timm" in outputs:
+            err = rel_err(to_numpy(outputs["naive"]), to_numpy(outputs["timm"]))
+            result["checks"]["naive_vs_timm"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
+        if "inti" in outputs and "ref" in outputs:
+            err = rel_err(to_numpy(outputs["inti"]), outputs["ref"])
+            result["checks"]["inti_vs_ref"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
+        if row.mode == "compile" and "inti" in outputs:
+            with contextlib.suppress(Exception):
+                err = rel_err(to_numpy(outputs["inti"]), to_numpy(inti(video)))
+                result["checks"]["compiled_vs_eager"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
+        bad = [f"{k}: rel err {v['rel_err']:.3g} > {v['tol']:g}" for k, v in result["checks"].items() if not v["ok"]]
+        if bad:
+            raise RuntimeError(f"{row.id}: the contenders disagree, timing would be meaningless: " + "; ".join(bad))
+        del outputs
+
+        # Rounds: each contender once per round, in a fresh random order.
+        round_s = sum(result["contenders"][n]["warmup_s"] for n in fns)
+        repeats = args.repeats
+        if args.budget and round_s > 0:
+            repeats = min(args.repeats, max(args.min_repeats, int(args.budget // round_s)))
+        log(f"  {len(fns)} contenders, ~{round_s:.1f} s a round, {repeats} rounds")
+        times: dict[str, list[float]] = {n: [] for n in fns}
+        rng = np.random.default_rng(args.seed)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(repeats):
+                for name in rng.permutation(list(fns)):
+                    seconds, out = _timed(fns[name], device)
+                    del out
+                    times[name].append(seconds)
+        finally:
+            gc.enable()
+
+    for name, ts in times.items():
+        entry = result["contenders"][name]
+        entry["times_s"] = ts
+        entry["median_s"] = _median(ts)
+        entry["min_s"] = min(ts) if ts else None
+        entry["clips_per_s"] = case.batch / entry["median_s"] if ts else None
+    result["repeats"] = repeats
+    result["loadavg_end"] = _loadavg()
+    add_ratios(result, cfg, case)
+    return result
+
+
+def predicted_ratio(cfg: ref.ModelConfig, frames: int, batch: int) -> dict:
+    cost = ref.compare(cfg, frames, batch)
+    naive, inti = cost["naive"], cost["inti"]
+    return {"naive_macs": naive["total"], "inti_macs": inti["total"],
+            "predictor_macs": inti["predictor"], "interpolation_macs": inti["interpolation"],
+            "ratio": naive["total"] / inti["total"]}
+
+
+def _paired(result: dict, num: str, den: str):
+    """Median over rounds of num/den measured in the same round: drift between rounds cancels."""
+    a = result["contenders"].get(num, {}).get("times_s")
+    b = result["contenders"].get(den, {}).get("times_s")
+    return statistics.median(x / y for x, y in zip(a, b)) if a and b else None
+
+
+def add_ratios(result: dict, cfg: ref.ModelConfig, case: Case) -> None:
+    med = {n: c.get("median_s") for n, c in result["contenders"].items()}
+    macs = predicted_ratio(cfg, case.frames, case.batch)
+    result["macs"] = macs
+    result["speedup"] = med["naive"] / med["inti"] if med.get("naive") and med.get("inti") else None
+    result["predicted"] = macs["ratio"]
+    result["fraction_of_ideal"] = result["speedup"] / macs["ratio"] if result["speedup"] else None
+    result["merge_share"] = med["merge"] / med["inti"] if med.get("merge") and med.get("inti") else None
+    result["naive_vs_timm"] = med["naive"] / med["timm"] if med.get("naive") and med.get("timm") else None
+    result["ref_vs_torch"] = med["ref"] / med["inti"] if med.get("ref") and med.get("inti") else None
+    result["paired"] = {
+        "speedup": _paired(result, "naive", "inti"),
+        "merge_share": _paired(result, "merge", "inti"),
+        "naive_vs_timm": _paired(result, "naive", "timm"),
+        "ref_vs_torch": _paired(result, "ref", "inti"),
+    }
+
+
+def add_compile_gain(rows: list[dict]) -> None:
+    """For compile rows: eager InTI time / compiled InTI time of the same case and dtype (> 1: helps)."""
+    eager = {(r["preset"], r["frames"], r["batch"], r["dtype"]): r for r in rows if r["mode"] == "eager"}
+    for r in rows:
+        r["compile_gain"] = None
+        e = eager.get((r["preset"], r["frames"], r["batch"], r["dtype"]))
+        if r["mode"] == "compile" and e:
+            gains = {}
+            for name in ("naive", "inti"):
+                ce, cc = e["contenders"].get(name, {}), r["contenders"].get(name, {})
+                if ce.get("median_s") and cc.get("median_s"):
+                    gains[name] = ce["median_s"] / cc["median_s"]
+            r["compile_gain"] = gains or None

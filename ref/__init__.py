@@ -12,6 +12,17 @@ from .model import forward
 from .params import backbone, check_params, init_params, param_shapes
 
 __all__ = [
-    "ModelConfig", "PRESETS", "preset", "init_params", "backbone", "param_shapes", "check_params",
-    "check_video", "forward", "count_macs", "reduction", "compare", "contributions",
+    "ModelConfig",
+    "PRESETS",
+    "preset",
+    "init_params",
+    "backbone",
+    "param_shapes",
+    "check_params",
+    "check_video",
+    "forward",
+    "count_macs",
+    "reduction",
+    "compare",
+    "contributions",
 ]

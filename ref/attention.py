@@ -20,7 +20,9 @@ def attention(params: dict, x: np.ndarray, *, heads: int) -> np.ndarray:
     attend only within their own frame.
     """
     qkv = linear(x, params["qkv.weight"], params["qkv.bias"])  # (..., n, 3C)
-    q, k, v = rearrange(qkv, "... n (three h e) -> three ... h n e", three=3, h=heads)  # (..., h, n, e)
+    q, k, v = rearrange(
+        qkv, "... n (three h e) -> three ... h n e", three=3, h=heads
+    )  # (..., h, n, e)
     scale = 1.0 / math.sqrt(q.shape[-1])  # a Python float keeps float32 inputs float32
     scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., h, n, n)
     probs = softmax(scores, axis=-1)  # scipy subtracts the max: stable

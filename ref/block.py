@@ -21,6 +21,14 @@ def block(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> np.ndarray:
 
     `params` holds one block's keys without the ``blocks.{i}.`` prefix.
     """
-    x = x + attention(scope(params, "attn."), layer_norm(x, params["norm1.weight"], params["norm1.bias"], cfg.ln_eps), heads=cfg.heads)
-    x = x + mlp(scope(params, "mlp."), layer_norm(x, params["norm2.weight"], params["norm2.bias"], cfg.ln_eps), activation=cfg.activation)
+    x = x + attention(
+        scope(params, "attn."),
+        layer_norm(x, params["norm1.weight"], params["norm1.bias"], cfg.ln_eps),
+        heads=cfg.heads,
+    )
+    x = x + mlp(
+        scope(params, "mlp."),
+        layer_norm(x, params["norm2.weight"], params["norm2.bias"], cfg.ln_eps),
+        activation=cfg.activation,
+    )
     return x

@@ -21,28 +21,39 @@ def check_frames(frames: int, cfg: ModelConfig) -> None:
         if t % 2:
             raise ValueError(
                 f"InTI needs an even number of frames at block {k}, got {t} "
-                f"(schedule {cfg.schedule} needs a multiple of {cfg.min_frames} input frames, got {frames})"
+                f"(schedule {cfg.schedule} needs a multiple of {cfg.min_frames} input frames, "
+                f"got {frames})"
             )
         t //= 2
 
 
-def check_video_meta(shape: tuple, dtype: str, cfg: ModelConfig, allowed=("float64", "float32")) -> None:
+def check_video_meta(
+    shape: tuple, dtype: str, cfg: ModelConfig, allowed=("float64", "float32")
+) -> None:
     """Check a video's shape (b, t, 3, H, W) and dtype name against the config."""
     if dtype not in allowed:
         raise TypeError(
-            f"video must be a floating array of normalized pixels ({' or '.join(allowed)}), got {dtype}; "
+            "video must be a floating array of normalized pixels "
+            f"({' or '.join(allowed)}), got {dtype}; "
             "convert uint8 frames with ref.preprocess.preprocess first"
         )
     shape = tuple(int(s) for s in shape)
     if len(shape) != 5:
-        raise ValueError(f"video must have shape (B, T, 3, H, W), 5 axes, got shape {shape} with {len(shape)} axes")
+        raise ValueError(
+            f"video must have shape (B, T, 3, H, W), 5 axes, "
+            f"got shape {shape} with {len(shape)} axes"
+        )
     b, t, c, h, w = shape
     if c != 3:
         hint = " (channels-last? use (B, T, 3, H, W))" if w == 3 else ""
-        raise ValueError(f"video must have 3 colour channels on axis 2 of (B, T, 3, H, W), got shape {shape}{hint}")
+        raise ValueError(
+            "video must have 3 colour channels on axis 2 of (B, T, 3, H, W), "
+            f"got shape {shape}{hint}"
+        )
     if (h, w) != (cfg.image_size, cfg.image_size):
         raise ValueError(
-            f"video frames must be {cfg.image_size}x{cfg.image_size} pixels for this config, got {h}x{w}"
+            f"video frames must be {cfg.image_size}x{cfg.image_size} pixels for this config, "
+            f"got {h}x{w}"
         )
     if b < 1 or t < 1:
         raise ValueError(f"video must hold at least one clip and one frame, got shape {shape}")
@@ -50,13 +61,17 @@ def check_video_meta(shape: tuple, dtype: str, cfg: ModelConfig, allowed=("float
 
 
 def nonfinite_error(count: int) -> ValueError:
-    return ValueError(f"video must contain only finite pixel values, got {count} NaN or infinite value(s)")
+    return ValueError(
+        f"video must contain only finite pixel values, got {count} NaN or infinite value(s)"
+    )
 
 
 def check_video(video, cfg: ModelConfig) -> None:
     """Validate a NumPy video for `ref.forward`: type, dtype, shape, frame count, finiteness."""
     if not isinstance(video, np.ndarray):
-        raise TypeError(f"video must be a numpy array of shape (B, T, 3, H, W), got {type(video).__name__}")
+        raise TypeError(
+            f"video must be a numpy array of shape (B, T, 3, H, W), got {type(video).__name__}"
+        )
     check_video_meta(video.shape, video.dtype.name, cfg)
     bad = int(np.size(video) - np.count_nonzero(np.isfinite(video)))
     if bad:

@@ -29,11 +29,15 @@ class ModelConfig:
     depth: int = 12  # [D], the number of blocks
     heads: int = 12  # attention heads; must divide width
     mlp_ratio: float = 4.0  # the MLP's hidden width is mlp_ratio * C
-    embed_dim: int | None = 512  # [E], the projection after the pooled class token; None: no projection [ours]
+    embed_dim: int | None = (
+        512  # [E], the projection after the pooled class token; None: no projection [ours]
+    )
     num_classes: int = 0  # [K], the head's classes; 0: no head, the model returns features [ours]
     activation: str = "quick_gelu"  # "quick_gelu" (CLIP) or "gelu" (exact erf; timm)
     ln_eps: float = 1e-5  # LayerNorm eps: 1e-5 in CLIP, 1e-6 in timm's ViTs; LN_θ uses it too
-    ln_pre: bool = True  # LayerNorm after the position embedding (CLIP has one; timm's vit_* have none)
+    ln_pre: bool = (
+        True  # LayerNorm after the position embedding (CLIP has one; timm's vit_* have none)
+    )
     patch_bias: bool = False  # a bias on the patch embedding (timm has one; CLIP has none)
     # --- the compression layer Φ and its weight predictor θ (METHOD 3) ---
     schedule: tuple[int, ...] = ()  # [S], blocks (counted from 1) after which to merge
@@ -45,9 +49,20 @@ class ModelConfig:
     def __post_init__(self):
         # Normalise sequences so that configs built from lists or numpy integers compare equal
         # and hash; anything that is not an integer is left for validation to refuse.
-        as_int = lambda k: int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k  # noqa: E731
+        as_int = lambda k: (
+            int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
+        )  # noqa: E731
         object.__setattr__(self, "schedule", tuple(as_int(k) for k in self.schedule))
-        for name in ("image_size", "patch_size", "width", "depth", "heads", "reduction", "num_classes", "embed_dim"):
+        for name in (
+            "image_size",
+            "patch_size",
+            "width",
+            "depth",
+            "heads",
+            "reduction",
+            "num_classes",
+            "embed_dim",
+        ):
             object.__setattr__(self, name, as_int(getattr(self, name)))
         object.__setattr__(self, "branches", tuple(self.branches))
         validate_config(self)
@@ -119,13 +134,23 @@ def validate_config(cfg: ModelConfig) -> None:
     if cfg.width % cfg.heads:
         raise ValueError(f"heads must divide width, got width={cfg.width}, heads={cfg.heads}")
     if cfg.width % cfg.reduction:
-        raise ValueError(f"reduction must divide width, got width={cfg.width}, reduction={cfg.reduction}")
+        raise ValueError(
+            f"reduction must divide width, got width={cfg.width}, reduction={cfg.reduction}"
+        )
     if not cfg.mlp_ratio > 0 or cfg.mlp_width < 1:
         raise ValueError(f"mlp_ratio must be positive, got {cfg.mlp_ratio!r}")
-    if cfg.embed_dim is not None and (isinstance(cfg.embed_dim, bool) or not isinstance(cfg.embed_dim, int) or cfg.embed_dim < 1):
+    if cfg.embed_dim is not None and (
+        isinstance(cfg.embed_dim, bool) or not isinstance(cfg.embed_dim, int) or cfg.embed_dim < 1
+    ):
         raise ValueError(f"embed_dim must be a positive integer or None, got {cfg.embed_dim!r}")
-    if isinstance(cfg.num_classes, bool) or not isinstance(cfg.num_classes, int) or cfg.num_classes < 0:
-        raise ValueError(f"num_classes must be a non-negative integer (0: no head), got {cfg.num_classes!r}")
+    if (
+        isinstance(cfg.num_classes, bool)
+        or not isinstance(cfg.num_classes, int)
+        or cfg.num_classes < 0
+    ):
+        raise ValueError(
+            f"num_classes must be a non-negative integer (0: no head), got {cfg.num_classes!r}"
+        )
     if cfg.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {cfg.activation!r}")
     if not cfg.ln_eps > 0:
@@ -133,7 +158,9 @@ def validate_config(cfg: ModelConfig) -> None:
     if cfg.weight_fn not in WEIGHT_FNS:
         raise ValueError(f"weight_fn must be one of {WEIGHT_FNS}, got {cfg.weight_fn!r}")
     if cfg.weight_granularity not in GRANULARITIES:
-        raise ValueError(f"weight_granularity must be one of {GRANULARITIES}, got {cfg.weight_granularity!r}")
+        raise ValueError(
+            f"weight_granularity must be one of {GRANULARITIES}, got {cfg.weight_granularity!r}"
+        )
     unknown = [b for b in cfg.branches if b not in BRANCHES]
     if unknown or len(set(cfg.branches)) != len(cfg.branches):
         raise ValueError(f"branches must be distinct names from {BRANCHES}, got {cfg.branches!r}")
@@ -156,18 +183,36 @@ def validate_schedule(schedule, depth: int) -> None:
 PRESETS: dict[str, ModelConfig] = {
     # A few blocks, small width, small frames: fast enough for hypothesis and a laptop demo.
     "nano": ModelConfig(
-        image_size=64, patch_size=8, width=64, depth=4, heads=4, embed_dim=32, num_classes=10,
+        image_size=64,
+        patch_size=8,
+        width=64,
+        depth=4,
+        heads=4,
+        embed_dim=32,
+        num_classes=10,
         schedule=(1, 2),
     ),
     # CLIP's ViT-B/16 visual tower at 224 px, one merge after block 3 (the benchmark setting).
     "vit_b16": ModelConfig(
-        image_size=224, patch_size=16, width=768, depth=12, heads=12, embed_dim=512,
-        num_classes=400, schedule=(3,),
+        image_size=224,
+        patch_size=16,
+        width=768,
+        depth=12,
+        heads=12,
+        embed_dim=512,
+        num_classes=400,
+        schedule=(3,),
     ),
     # CLIP's ViT-L/14 at 224 px; S = (6,) removes 9/24 = 37.5% of the block MACs (METHOD 4).
     "vit_l14": ModelConfig(
-        image_size=224, patch_size=14, width=1024, depth=24, heads=16, embed_dim=768,
-        num_classes=400, schedule=(6,),
+        image_size=224,
+        patch_size=14,
+        width=1024,
+        depth=24,
+        heads=16,
+        embed_dim=768,
+        num_classes=400,
+        schedule=(6,),
     ),
 }
 

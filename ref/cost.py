@@ -96,9 +96,15 @@ def compare(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     >>> round(compare(preset("vit_l14", schedule=(6,)), frames=8)["reduction"]["blocks"], 4)
     0.375
     """
-    inti, naive = count_macs(cfg, frames, batch), count_macs(cfg.replace(schedule=()), frames, batch)
-    return {"naive": naive, "inti": inti,
-            "reduction": {part: 1 - inti[part] / naive[part] for part in ("blocks", "total")}}
+    inti, naive = (
+        count_macs(cfg, frames, batch),
+        count_macs(cfg.replace(schedule=()), frames, batch),
+    )
+    return {
+        "naive": naive,
+        "inti": inti,
+        "reduction": {part: 1 - inti[part] / naive[part] for part in ("blocks", "total")},
+    }
 
 
 def reduction(cfg: ModelConfig, frames: int) -> dict[str, float]:

@@ -1,4 +1,7 @@
-"""Φ, the inter-frame interpolation (METHOD 3.1-3.3, 6): weights, pairing, the merge, contributions."""
+"""Φ, the inter-frame interpolation (METHOD 3.1-3.3, 6).
+
+Weights, pairing, the merge, and the frame contributions.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +56,9 @@ def merge(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> tuple[np.ndarray,
 
     The `mean` baseline is parameter-free [ours]: θ does not run and the scores are zeros."""
     if cfg.weight_fn == "mean":
-        scores = np.zeros(x.shape if cfg.weight_granularity == "channel" else x.shape[:-1], dtype=x.dtype)
+        scores = np.zeros(
+            x.shape if cfg.weight_granularity == "channel" else x.shape[:-1], dtype=x.dtype
+        )
     else:
         scores = predict_scores(params, x, cfg=cfg)
     weights = merge_weights(scores, cfg.weight_fn)

@@ -18,9 +18,15 @@ def readout(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> dict:
     then the projection (after the mean [ours]; it is linear, so the order does not matter)
     and the head. x: (b, t, N, C) -> {"pooled": (b, C), "features": (b, E), "logits": (b, K)};
     without a projection features = pooled, without a head logits = features."""
-    pooled = layer_norm(x[:, :, 0], params["ln_post.weight"], params["ln_post.bias"], cfg.ln_eps).mean(axis=1)
+    pooled = layer_norm(
+        x[:, :, 0], params["ln_post.weight"], params["ln_post.bias"], cfg.ln_eps
+    ).mean(axis=1)
     features = linear(pooled, params["proj.weight"]) if cfg.embed_dim is not None else pooled
-    logits = linear(features, params["head.weight"], params["head.bias"]) if cfg.num_classes else features
+    logits = (
+        linear(features, params["head.weight"], params["head.bias"])
+        if cfg.num_classes
+        else features
+    )
     return {"pooled": pooled, "features": features, "logits": logits}
 
 

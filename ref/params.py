@@ -29,12 +29,18 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     for i in range(D):
         b = f"blocks.{i}."
         shapes |= {
-            b + "norm1.weight": (C,), b + "norm1.bias": (C,),
-            b + "attn.qkv.weight": (3 * C, C), b + "attn.qkv.bias": (3 * C,),
-            b + "attn.proj.weight": (C, C), b + "attn.proj.bias": (C,),
-            b + "norm2.weight": (C,), b + "norm2.bias": (C,),
-            b + "mlp.fc1.weight": (H, C), b + "mlp.fc1.bias": (H,),
-            b + "mlp.fc2.weight": (C, H), b + "mlp.fc2.bias": (C,),
+            b + "norm1.weight": (C,),
+            b + "norm1.bias": (C,),
+            b + "attn.qkv.weight": (3 * C, C),
+            b + "attn.qkv.bias": (3 * C,),
+            b + "attn.proj.weight": (C, C),
+            b + "attn.proj.bias": (C,),
+            b + "norm2.weight": (C,),
+            b + "norm2.bias": (C,),
+            b + "mlp.fc1.weight": (H, C),
+            b + "mlp.fc1.bias": (H,),
+            b + "mlp.fc2.weight": (C, H),
+            b + "mlp.fc2.bias": (C,),
         }
     shapes["ln_post.weight"] = (C,)
     shapes["ln_post.bias"] = (C,)
@@ -47,7 +53,12 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, METHOD 3.3]
     for j in range(len(cfg.schedule) if predicted else 0):
         m = f"merges.{j}."
-        shapes |= {m + "norm.weight": (C,), m + "norm.bias": (C,), m + "reduce.weight": (d, C), m + "reduce.bias": (d,)}
+        shapes |= {
+            m + "norm.weight": (C,),
+            m + "norm.bias": (C,),
+            m + "reduce.weight": (d, C),
+            m + "reduce.bias": (d,),
+        }
         if "token" in cfg.branches:
             shapes[m + "token.weight"] = (d, d)
         if "local" in cfg.branches:
@@ -71,7 +82,9 @@ def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
     """
     if key.endswith(("score.weight", "score.bias")):
         return np.zeros(shape)
-    if key.endswith(("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")):
+    if key.endswith(
+        ("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")
+    ):
         return 1.0 + 0.1 * rng.standard_normal(shape)
     if len(shape) == 1 or key == "pos_embed":
         return 0.02 * rng.standard_normal(shape)
@@ -99,24 +112,32 @@ def key_report(shapes: dict, expected: dict, limit: int = 8) -> list[str]:
     [] when they fit.
     `check_params` and the checkpoint converters (inti.io.layouts) both report with it.
 
-    >>> key_report({"a": (2,), "c": (1,)}, {"a": (3,), "b": (1,)})
-    ['missing 1 key(s): b', 'unexpected 1 key(s): c (1,)', 'wrong shape: a: expected (3,), got (2,)']
+    >>> key_report({"a": (2,), "c": (1,)}, {"a": (3,), "b": (1,)})  # doctest: +NORMALIZE_WHITESPACE
+    ['missing 1 key(s): b', 'unexpected 1 key(s): c (1,)',
+     'wrong shape: a: expected (3,), got (2,)']
     """
 
     def some(keys):
-        return ", ".join(keys[:limit]) + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+        return ", ".join(keys[:limit]) + (
+            f" ... ({len(keys) - limit} more)" if len(keys) > limit else ""
+        )
 
     missing = [k for k in expected if k not in shapes]
     extra = [f"{k} {tuple(shapes[k])}" for k in sorted(k for k in shapes if k not in expected)]
-    wrong = [f"{k}: expected {tuple(expected[k])}, got {tuple(shapes[k])}"
-             for k in expected if k in shapes and tuple(shapes[k]) != tuple(expected[k])]
+    wrong = [
+        f"{k}: expected {tuple(expected[k])}, got {tuple(shapes[k])}"
+        for k in expected
+        if k in shapes and tuple(shapes[k]) != tuple(expected[k])
+    ]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} key(s): {some(missing)}")
     if extra:
         problems.append(f"unexpected {len(extra)} key(s): {some(extra)}")
     if wrong:
-        problems.append("wrong shape: " + "; ".join(wrong[:limit]) + (" ..." if len(wrong) > limit else ""))
+        problems.append(
+            "wrong shape: " + "; ".join(wrong[:limit]) + (" ..." if len(wrong) > limit else "")
+        )
     return problems
 
 
@@ -143,15 +164,19 @@ def randomize_scores(params: Params, cfg: ModelConfig, seed: int = 0, scale: flo
     for key, value in params.items():
         value = np.asarray(value)
         if key.startswith("merges.") and key.endswith(".score.weight"):
-            out[key] = (scale * rng.standard_normal(value.shape) / np.sqrt(cfg.predictor_width)).astype(value.dtype)
+            out[key] = (
+                scale * rng.standard_normal(value.shape) / np.sqrt(cfg.predictor_width)
+            ).astype(value.dtype)
         elif key.startswith("merges.") and key.endswith(".score.bias"):
             out[key] = (0.5 * scale * rng.standard_normal(value.shape)).astype(value.dtype)
     return out
 
 
 def scope(params: Params, prefix: str) -> Params:
-    """The sub-dict under ``prefix`` with the prefix stripped: scope(p, "blocks.0.")["norm1.weight"]."""
-    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    """The sub-dict under ``prefix`` with the prefix stripped.
+
+    scope(p, "blocks.0.")["norm1.weight"] is p["blocks.0.norm1.weight"]."""
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
 def backbone(params: Params) -> Params:

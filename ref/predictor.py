@@ -17,7 +17,11 @@ from .layers import gelu, layer_norm, linear
 
 def reduce_tokens(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> np.ndarray:
     """Step 1: z = LN_θ(X) @ W_r + b_r. (b, t, N, C) -> (b, t, N, d), d = C / r."""
-    return linear(layer_norm(x, params["norm.weight"], params["norm.bias"], cfg.ln_eps), params["reduce.weight"], params["reduce.bias"])
+    return linear(
+        layer_norm(x, params["norm.weight"], params["norm.bias"], cfg.ln_eps),
+        params["reduce.weight"],
+        params["reduce.bias"],
+    )
 
 
 def token_branch(params: dict, z: np.ndarray) -> np.ndarray:
@@ -66,6 +70,8 @@ def predict_scores(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> np.ndarr
         "frame": lambda: frame_branch(params, z),
         "clip": lambda: clip_branch(params, z),
     }
-    fused = gelu(sum(branches[name]() for name in cfg.branches) if cfg.branches else np.zeros_like(z))
+    fused = gelu(
+        sum(branches[name]() for name in cfg.branches) if cfg.branches else np.zeros_like(z)
+    )
     scores = linear(fused, params["score.weight"], params["score.bias"])  # (b, t, N, 1 or C)
     return scores[..., 0] if cfg.weight_granularity == "token" else scores

@@ -115,7 +115,9 @@ def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     t, h, w, c = frames.shape
     size = int(size)
     if size < 1 or size > h or size > w:
-        raise ValueError(f"center crop of {size}x{size} pixels needs frames at least that large, got {h}x{w}")
+        raise ValueError(
+            f"center crop of {size}x{size} pixels needs frames at least that large, got {h}x{w}"
+        )
     top, left = (h - size) // 2, (w - size) // 2
     return frames[:, top : top + size, left : left + size, :]
 
@@ -140,23 +142,34 @@ def check_frames_uint8(frames_uint8) -> None:
     """Raise unless `frames_uint8` is a uint8 NumPy array of shape (t, h, w, 3)."""
     if not isinstance(frames_uint8, np.ndarray):
         raise TypeError(
-            f"frames must be a numpy uint8 array of shape (T, H, W, 3), got {type(frames_uint8).__name__}"
+            "frames must be a numpy uint8 array of shape (T, H, W, 3), "
+            f"got {type(frames_uint8).__name__}"
         )
     if frames_uint8.dtype != np.uint8:
         raise TypeError(
-            f"frames must be uint8 pixels in [0, 255] as a decoder returns them, got {frames_uint8.dtype}"
+            "frames must be uint8 pixels in [0, 255] as a decoder returns them, "
+            f"got {frames_uint8.dtype}"
         )
     shape = tuple(frames_uint8.shape)
     if len(shape) != 4:
-        raise ValueError(f"frames must have shape (T, H, W, 3), 4 axes, got shape {shape} with {len(shape)} axes")
+        raise ValueError(
+            f"frames must have shape (T, H, W, 3), 4 axes, got shape {shape} with {len(shape)} axes"
+        )
     if shape[-1] != 3:
         hint = " (channels-first? decoders give (T, H, W, 3))" if shape[1] == 3 else ""
-        raise ValueError(f"frames must have 3 colour channels on the last axis of (T, H, W, 3), got shape {shape}{hint}")
+        raise ValueError(
+            "frames must have 3 colour channels on the last axis of (T, H, W, 3), "
+            f"got shape {shape}{hint}"
+        )
     if min(shape[:3]) < 1:
-        raise ValueError(f"frames must hold at least one frame of at least one pixel, got shape {shape}")
+        raise ValueError(
+            f"frames must hold at least one frame of at least one pixel, got shape {shape}"
+        )
 
 
-def preprocess(frames_uint8: np.ndarray, size: int, frames: int | None = None, dtype=np.float32) -> np.ndarray:
+def preprocess(
+    frames_uint8: np.ndarray, size: int, frames: int | None = None, dtype=np.float32
+) -> np.ndarray:
     """Decoded frames -> the normalized clip the model reads: sample, resize, crop, normalize.
 
     frames_uint8: (n, H, W, 3) uint8, the decoded clip.

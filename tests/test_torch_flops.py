@@ -24,6 +24,7 @@ import ref
 import torch_impl
 import torch_impl.model
 from ref.checks import FLOAT_DTYPES, check_video_meta
+from torch_impl.checks import dtype_name
 from ref.cost import merge_macs
 from strategies import cases, configs, nano_case
 from torch_impl import cost as flops
@@ -226,7 +227,7 @@ def test_real_clip_vit_b16_depth4(real_clip):
 
 def _shape_only_check(video, cfg, param_dtype=None):
     """torch_impl.checks.check_video without the finiteness check, which needs values."""
-    check_video_meta(tuple(video.shape), str(video.dtype).replace("torch.", ""), cfg, allowed=FLOAT_DTYPES)
+    check_video_meta(tuple(video.shape), dtype_name(video.dtype), cfg, allowed=FLOAT_DTYPES)
 
 
 def _meta_counts(cfg: ref.ModelConfig, frames: int) -> dict:

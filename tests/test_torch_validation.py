@@ -15,6 +15,7 @@ import torch
 
 import ref
 import torch_impl
+from torch_impl.checks import dtype_name
 from strategies import make_video
 
 NANO = ref.preset("nano")  # 64 px, patch 8, width 64, depth 4, heads 4, S = (1, 2)
@@ -157,7 +158,7 @@ def test_video_dtype_differs_from_the_parameters(params, model_dtype, video_dtyp
     model = torch_impl.from_ref_params(params, NANO, model_dtype)
     video = torch.zeros(1, 4, 3, 64, 64, dtype=video_dtype)
     got = error_of(model, video)
-    v, m = str(video_dtype).replace("torch.", ""), str(model_dtype).replace("torch.", "")
+    v, m = dtype_name(video_dtype), dtype_name(model_dtype)
     assert isinstance(got, TypeError)
     assert str(got) == (
         f"video is {v} but the model's parameters are {m}; "

@@ -7,7 +7,7 @@ module is cheap and the `inti cost` command never pays for it.
 1. `compute_figure`        MACs per block, naive against InTI, with the merge points marked.
 2. `contributions_figure`  the sampled frames, and under each one a heat map of how much it
                            contributes, token by token, to the output frame it is merged into
-                           (METHOD 6; the paper's Figure 4).
+                           (spec/00-method.md §6; the paper's Figure 4).
 3. `parity_figure`         the largest relative error of torch against the spec for every
                            trace entry and dtype, on a log scale, against the tolerance.
 """
@@ -145,7 +145,7 @@ def compute_figure(cfg: ModelConfig, frames: int, path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. frame contributions (METHOD 6, the paper's Figure 4)
+# 2. frame contributions (spec/00-method.md §6, the paper's Figure 4)
 
 
 def to_image(frame: np.ndarray) -> np.ndarray:

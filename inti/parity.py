@@ -3,7 +3,7 @@
 One function, `run_parity`, serves `inti demo`, `inti parity` and the parity figure: it runs
 `ref.forward` in float64 (the spec) and the torch model in each requested dtype on the same
 clip and parameters, and compares every trace entry with `inti.tolerances` (one table, keyed
-by dtype). With merges, the frame contributions (METHOD 6) of both sides are compared too.
+by dtype). With merges, the frame contributions (spec/00-method.md §6) of both sides are compared too.
 
     >>> import numpy as np, ref
     >>> from inti.parity import run_parity
@@ -100,7 +100,7 @@ def run_parity(
     """Run the spec (float64) and torch (each dtype) on `video`, compare every trace entry.
 
     video: (b, T0, 3, H, W) float NumPy array of normalized pixels.
-    params: a parameter dict for `cfg` (METHOD 3.5).
+    params: a parameter dict for `cfg` (spec/00-method.md §3.5).
     dtypes: the dtypes torch runs in; each is compared with its `inti.tolerances` entry.
     step: optional `step(label)` context manager wrapped around each forward (a progress bar).
     label: prefix of the step labels ("naive", "InTI").

@@ -1,4 +1,4 @@
-"""Multi-head self-attention inside one frame (METHOD 2.3)."""
+"""Multi-head self-attention inside one frame (spec/00-method.md §2.3)."""
 
 from __future__ import annotations
 

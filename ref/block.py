@@ -1,4 +1,4 @@
-"""The MLP and the pre-norm residual block (METHOD 2.3)."""
+"""The MLP and the pre-norm residual block (spec/00-method.md §2.3)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ FLOAT_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
 def check_frames(frames: int, cfg: ModelConfig) -> None:
-    """Each merge needs an even number of frames [ours, METHOD 3]: walk the schedule."""
+    """Each merge needs an even number of frames [ours, spec/00-method.md §3]: walk the schedule."""
     t = frames
     for k in cfg.schedule:
         if t % 2:

@@ -1,4 +1,4 @@
-"""Model configuration: every hyperparameter of METHOD.md, and the named presets.
+"""Model configuration: every hyperparameter of spec/00-method.md, and the named presets.
 
 A `ModelConfig` is frozen and validated when it is built, so a bad schedule or a width
 that the heads do not divide is refused at once, with a message that names the field.
@@ -17,10 +17,10 @@ ACTIVATIONS = ("quick_gelu", "gelu")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Hyperparameters of an InTI video model (METHOD sections 1-3).
+    """Hyperparameters of an InTI video model (spec/00-method.md §1-3).
 
-    The first block of fields describes the image ViT (METHOD 2); the last block the
-    compression layer Φ (METHOD 3). Symbols in brackets are METHOD's notation.
+    The first block of fields describes the image ViT (spec/00-method.md §2); the last block the
+    compression layer Φ (spec/00-method.md §3). Symbols in brackets are the method chapter's notation (§1).
     """
 
     image_size: int = 224  # frame height and width in pixels [H = W]
@@ -39,7 +39,7 @@ class ModelConfig:
         True  # LayerNorm after the position embedding (CLIP has one; timm's vit_* have none)
     )
     patch_bias: bool = False  # a bias on the patch embedding (timm has one; CLIP has none)
-    # --- the compression layer Φ and its weight predictor θ (METHOD 3) ---
+    # --- the compression layer Φ and its weight predictor θ (spec/00-method.md §3) ---
     schedule: tuple[int, ...] = ()  # [S], blocks (counted from 1) after which to merge
     reduction: int = 4  # [r], the predictor width is d = C // r
     branches: tuple[str, ...] = BRANCHES  # any subset of ("token", "local", "frame", "clip")
@@ -67,7 +67,7 @@ class ModelConfig:
         object.__setattr__(self, "branches", tuple(self.branches))
         validate_config(self)
 
-    # ---- derived sizes (METHOD section 1) ----
+    # ---- derived sizes (spec/00-method.md §1) ----
     @property
     def grid(self) -> int:
         """h = w = H / P, the patch grid's side."""
@@ -123,7 +123,7 @@ def _positive_int(cfg, name):
 
 
 def validate_config(cfg: ModelConfig) -> None:
-    """Raise ValueError naming the first field that breaks a rule of METHOD.md."""
+    """Raise ValueError naming the first field that breaks a rule of spec/00-method.md."""
     for name in ("image_size", "patch_size", "width", "depth", "heads", "reduction"):
         _positive_int(cfg, name)
     if cfg.image_size % cfg.patch_size:
@@ -168,7 +168,7 @@ def validate_config(cfg: ModelConfig) -> None:
 
 
 def validate_schedule(schedule, depth: int) -> None:
-    """A schedule is a strictly increasing tuple of block indices in 1..depth (METHOD 3)."""
+    """A schedule is a strictly increasing tuple of block indices in 1..depth (spec/00-method.md §3)."""
     schedule = tuple(schedule)
     for k in schedule:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= depth:
@@ -203,7 +203,7 @@ PRESETS: dict[str, ModelConfig] = {
         num_classes=400,
         schedule=(3,),
     ),
-    # CLIP's ViT-L/14 at 224 px; S = (6,) removes 9/24 = 37.5% of the block MACs (METHOD 4).
+    # CLIP's ViT-L/14 at 224 px; S = (6,) removes 9/24 = 37.5% of the block MACs (spec/00-method.md §4).
     "vit_l14": ModelConfig(
         image_size=224,
         patch_size=14,

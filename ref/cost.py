@@ -1,6 +1,6 @@
-"""The analytic cost model (METHOD 4): MACs per part, and what a matmul counter sees.
+"""The analytic cost model (spec/00-method.md §4): MACs per part, and what a matmul counter sees.
 
-Convention [ours, METHOD 4]: one multiply-accumulate = 1 MAC (what fvcore and video papers
+Convention [ours, spec/00-method.md §4]: one multiply-accumulate = 1 MAC (what fvcore and video papers
 call "FLOPs"); torch's FlopCounterMode reports 2 x MACs. Every matrix product, einsum,
 convolution and the interpolation's multiplies count; normalization, softmax, activations,
 means and additions do not; biases are ignored.
@@ -54,7 +54,7 @@ def head_macs(cfg: ModelConfig) -> int:
 
 
 def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
-    """MACs of InTI on `batch` clips of `frames` frames (METHOD 4).
+    """MACs of InTI on `batch` clips of `frames` frames (spec/00-method.md §4).
 
     Returns a dict of ints: ``patch_embed``, ``blocks``, ``predictor``, ``interpolation``,
     ``head``, ``total``; ``matmul``, the part a matrix-product counter such as
@@ -88,7 +88,7 @@ def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
 def compare(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     """Naive adaptation against InTI: the project's one naive-versus-InTI cost comparison.
 
-    Naive is the same config with an empty schedule (METHOD invariant 5). Returns
+    Naive is the same config with an empty schedule (spec/00-method.md §5, invariant 5). Returns
     ``{"naive": count_macs(naive), "inti": count_macs(cfg), "reduction": {part: 1 - InTI/naive}}``
     with the reduction for the blocks alone and for the total (predictor included).
 

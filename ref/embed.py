@@ -1,4 +1,4 @@
-"""Pixels to tokens (METHOD 2, steps 1-2): patch embedding, class token, positions, ln_pre."""
+"""Pixels to tokens (spec/00-method.md §2, steps 1-2): patch embedding, class token, positions, ln_pre."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def patchify(video: np.ndarray, patch_size: int) -> np.ndarray:
 
 
 def patch_embed(params: dict, video: np.ndarray, *, cfg: ModelConfig) -> np.ndarray:
-    """METHOD 2.1: patches @ W_patch, with W_patch stored in conv layout (C, 3, P, P).
+    """spec/00-method.md §2.1: patches @ W_patch, with W_patch stored in conv layout (C, 3, P, P).
 
     (b, t, 3, H, W) -> (b, t, L, C). No bias in CLIP; `patch_bias=True` adds timm's bias.
     """
@@ -30,7 +30,7 @@ def patch_embed(params: dict, video: np.ndarray, *, cfg: ModelConfig) -> np.ndar
 
 
 def embed(params: dict, video: np.ndarray, *, cfg: ModelConfig) -> np.ndarray:
-    """METHOD 2.1-2.2: patch embedding, prepend the class token, add positions, ln_pre.
+    """spec/00-method.md §2.1-2.2: patch embedding, prepend the class token, add positions, ln_pre.
 
     (b, t, 3, H, W) -> (b, t, N, C) with N = L + 1 and the class token at n = 0.
     `ln_pre` is skipped when cfg.ln_pre is False (timm's vit_* family has none).

@@ -1,4 +1,4 @@
-"""The whole forward (METHOD 2-3): embed, blocks with Φ at the schedule, readout, head."""
+"""The whole forward (spec/00-method.md §2-3): embed, blocks with Φ at the schedule, readout, head."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .params import check_params, scope
 
 
 def readout(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> dict:
-    """METHOD 2.4-2.5: ln_post on each remaining frame's class token, mean over frames,
+    """spec/00-method.md §2.4-2.5: ln_post on each remaining frame's class token, mean over frames,
     then the projection (after the mean [ours]; it is linear, so the order does not matter)
     and the head. x: (b, t, N, C) -> {"pooled": (b, C), "features": (b, E), "logits": (b, K)};
     without a projection features = pooled, without a head logits = features."""

@@ -1,4 +1,4 @@
-"""Parameter names and shapes (METHOD 3.5, [ours]), seeded initialization, and checking a dict.
+"""Parameter names and shapes (spec/00-method.md §3.5, [ours]), seeded initialization, and checking a dict.
 
 The flat dict with dotted keys is the one interface that `ref`, `torch_impl`, saved files
 and the checkpoint converters share: its keys are the torch model's `state_dict` keys,
@@ -15,7 +15,7 @@ Params = dict  # dict[str, np.ndarray]
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every parameter key of METHOD 3.5 with its shape, in a fixed order."""
+    """Every parameter key of spec/00-method.md §3.5 with its shape, in a fixed order."""
     C, P, N, D = cfg.width, cfg.patch_size, cfg.num_tokens, cfg.depth
     H, d = cfg.mlp_width, cfg.predictor_width
     shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (C, 3, P, P)}
@@ -50,7 +50,7 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["head.weight"] = (cfg.num_classes, cfg.feature_dim)
         shapes["head.bias"] = (cfg.num_classes,)
     score_out = C if cfg.weight_granularity == "channel" else 1
-    predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, METHOD 3.3]
+    predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, spec/00-method.md §3.3]
     for j in range(len(cfg.schedule) if predicted else 0):
         m = f"merges.{j}."
         shapes |= {
@@ -77,7 +77,7 @@ def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
     """The initial value of one parameter (float64).
 
     Linear and conv weights are N(0, 1/fan_in); biases and embeddings are N(0, 0.02^2);
-    LayerNorm scales start near 1. The predictor's score layer is zero [ours, METHOD 3.4],
+    LayerNorm scales start near 1. The predictor's score layer is zero [ours, spec/00-method.md §3.4],
     so an untrained InTI model averages each pair of frames exactly.
     """
     if key.endswith(("score.weight", "score.bias")):
@@ -183,5 +183,5 @@ def backbone(params: Params) -> Params:
     """The image-ViT part of an InTI parameter dict: every key but ``merges.*``.
 
     With it, ``forward(backbone(p), video, cfg.replace(schedule=()))`` is the naive
-    adaptation of the same weights (METHOD invariant 5)."""
+    adaptation of the same weights (spec/00-method.md §5, invariant 5)."""
     return {k: v for k, v in params.items() if not k.startswith("merges.")}

@@ -1,6 +1,6 @@
 """The demo's figures on a real clip, and the frame-contribution property behind figure 2.
 
-Contributions (METHOD 6): with softmax weights, the 2^|S| input frames of a group contribute
+Contributions (spec/00-method.md §6): with softmax weights, the 2^|S| input frames of a group contribute
 amounts that sum to 1 at every token, in ref and in torch_impl alike.
 """
 

@@ -5,7 +5,7 @@ Nothing is downloaded. The reference models are the libraries' own: ``timm.creat
 pretrained=False)`` and ``open_clip.create_model(..., pretrained=None)``, built on the meta
 device (so their own random init costs nothing) and then filled by `randomize` from a seeded
 generator, every parameter including biases and LayerNorms, so that a wrong mapping of any key
-shows. With an empty schedule, InTI is the naive adaptation (METHOD 2): per-frame outputs of
+shows. With an empty schedule, InTI is the naive adaptation (spec/00-method.md §2): per-frame outputs of
 the image model, averaged over frames. That is what both the torch model and ref.forward must
 reproduce, to the tolerance table's float64 and float32 entries.
 """
@@ -235,7 +235,7 @@ def test_converted_model_merges_by_plain_mean(timm_tiny):
         pairs = trace[after].unflatten(1, (-1, 2))  # (b, t/2, 2, N, C)
         assert_close(trace[f"merges.{j}.tokens"], pairs.mean(dim=2), torch.float64, f"merge {j} is the pair mean")
     assert_close(ref.forward(params, video.numpy(), cfg), logits, torch.float64, "ref vs torch with merges")
-    # Identical frames merge to themselves (METHOD invariant 3), so the output is timm's on one frame.
+    # Identical frames merge to themselves (spec/00-method.md §5, invariant 3), so the output is timm's on one frame.
     still = video[:, :1].expand(-1, 4, -1, -1, -1).contiguous()
     with torch.no_grad():
         assert_close(inti(still), timm_tiny(still[:, 0]), torch.float64, "identical frames")

@@ -1,4 +1,4 @@
-"""The cost model (METHOD 4, invariant 8): published totals, the 37.5% claim, a hand count.
+"""The cost model (spec/00-method.md §4, invariant 8): published totals, the 37.5% claim, a hand count.
 
 The published per-frame costs (ViT-B/16 at 224: 17.6 GMACs; ViT-L/14 at 224: 81.0 GMACs,
 the "GFLOPs" of the ViT/DeiT/CLIP tables) come from outside this project, so they check the

@@ -1,4 +1,4 @@
-"""The invariants of METHOD section 5, as Hypothesis properties of the NumPy spec `ref`.
+"""The invariants of spec/00-method.md §5, as Hypothesis properties of the NumPy spec `ref`.
 
 Each property runs over `strategies.cases()` (small random configs, seeds and videos) and
 pins the "nano" preset with ``@example``. Tests that look at merge weights overwrite the
@@ -362,7 +362,7 @@ def test_batch_independence(case):
 # ---- 9. contributions -----------------------------------------------------------------------
 
 def contributions_by_loop(weights: list[np.ndarray]) -> np.ndarray:
-    """METHOD 6 written as a loop over input frames: c[f] = prod_j a_j[f >> j]."""
+    """spec/00-method.md §6 written as a loop over input frames: c[f] = prod_j a_j[f >> j]."""
     B, T0 = weights[0].shape[:2]
     c = np.stack([np.prod([a[:, f >> j] for j, a in enumerate(weights)], axis=0) for f in range(T0)], axis=1)
     return c.mean(axis=-1) if c.ndim == 4 else c

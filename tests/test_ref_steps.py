@@ -2,7 +2,7 @@
 
 Each reference here is written differently from ref: known numbers, scipy
 (stats.norm.cdf, ndimage.correlate), or explicit Python loops over heads, patches and
-channels (fine in a test, never in ref). Also: parameter names and shapes (METHOD 3.5),
+channels (fine in a test, never in ref). Also: parameter names and shapes (spec/00-method.md §3.5),
 seeded initialization, checking and round-tripping a parameter dict, and the assertion
 helpers of tests/tolerances.py.
 """
@@ -325,7 +325,7 @@ def test_derived_sizes():
     assert ref.preset("nano", embed_dim=None, num_classes=0).out_dim == 64
 
 
-# ---- parameters (METHOD 3.5) ---------------------------------------------------------------
+# ---- parameters (spec/00-method.md §3.5) ---------------------------------------------------------------
 
 # C = 8, P = 4, grid 2 -> N = 5, MLP 32, d = 8 / 4 = 2, E = 6, K = 5, depth 2, S = (1, 2)
 ALL_OPTIONS = ref.ModelConfig(
@@ -372,7 +372,7 @@ def test_param_shapes_with_every_option():
     }
     shapes = ref.param_shapes(ALL_OPTIONS)
     assert shapes == expected
-    assert list(shapes) == list(expected)  # the fixed order of METHOD 3.5's table
+    assert list(shapes) == list(expected)  # the fixed order of spec/00-method.md §3.5's table
     channel = ref.param_shapes(ALL_OPTIONS.replace(weight_granularity="channel"))
     assert {k: v for k, v in channel.items() if "score" in k} == {k: v for k, v in {**merge_keys(0, 8), **merge_keys(1, 8)}.items() if "score" in k}
 

@@ -1,7 +1,7 @@
 """Every validation error of `ref.forward`, `ref.ModelConfig` and `ref.preset`.
 
 Each case asserts the exception type and the part of the message a user needs: what was
-expected and what came instead (CONVENTIONS 8).
+expected and what came instead (the project's rule for errors).
 """
 
 from __future__ import annotations

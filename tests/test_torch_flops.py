@@ -1,4 +1,4 @@
-"""Measured cost against the analytic cost model (METHOD 4, invariant 8).
+"""Measured cost against the analytic cost model (spec/00-method.md §4, invariant 8).
 
 torch's FlopCounterMode counts FLOPs = 2 x MACs of matrix products and convolutions, so on
 every input it must see exactly ``2 * ref.count_macs(cfg, T, B)["matmul"]`` (all MACs but the
@@ -41,7 +41,7 @@ def model_for(cfg: ref.ModelConfig, params: dict | None = None, dtype=torch.floa
 
 
 def naive_of(cfg: ref.ModelConfig, params: dict) -> tuple[ref.ModelConfig, dict]:
-    """The naive adaptation of the same weights: S = () and the backbone (METHOD invariant 5)."""
+    """The naive adaptation of the same weights: S = () and the backbone (spec/00-method.md §5, invariant 5)."""
     return cfg.replace(schedule=()), ref.backbone(params)
 
 
@@ -258,5 +258,5 @@ def test_full_size_models_on_meta(monkeypatch, name, schedule, frames):
         f"{float(got['matmul']):.4%} (matmul), {got['total']:.4%} (total), {float(got['blocks']):.4%} (blocks)"
     )
     if schedule in ((3,), (6,), (10, 16)):
-        # METHOD 4: 37.5% of the block MACs, e.g. 9 of 24 blocks' worth for S = (6,) on ViT-L/14
+        # spec/00-method.md §4: 37.5% of the block MACs, e.g. 9 of 24 blocks' worth for S = (6,) on ViT-L/14
         assert got["blocks"] == Fraction(3, 8)

@@ -1,7 +1,7 @@
 """Every validation error at the torch entry points, with ref's message for the same input.
 
 Where a check exists in both implementations, the torch error must be the same exception
-type with the same text as `ref.forward`'s on the same bad input (CONVENTIONS 8: the user
+type with the same text as `ref.forward`'s on the same bad input (the project's rule for errors: the user
 sees one message, whichever implementation they call). Where torch has its own rule (a
 non-tensor input, half-precision dtypes, video and parameter dtypes that differ), the test
 states the message it expects.

@@ -1,6 +1,6 @@
 """ref parameter dicts <-> torch models, and tensors <-> NumPy arrays.
 
-The dict's keys are the state_dict's keys (METHOD 3.5). `to_numpy` is the project's one
+The dict's keys are the state_dict's keys (spec/00-method.md §3.5). `to_numpy` is the project's one
 conversion from a tensor to an array: every tool that reads a tensor into NumPy calls it.
 """
 

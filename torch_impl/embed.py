@@ -1,7 +1,7 @@
 """Mirror of ref/embed.py: patch embedding, class token, positions, ln_pre.
 
 The modules themselves live on `InTIModel` (`patch_embed`, `cls_token`, `pos_embed`,
-`ln_pre`), so that the state_dict keys are METHOD 3.5's; `InTIModel.embed` chains the steps
+`ln_pre`), so that the state_dict keys are spec/00-method.md §3.5's; `InTIModel.embed` chains the steps
 as `ref.embed.embed` does, with these functions.
 """
 

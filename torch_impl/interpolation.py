@@ -52,7 +52,7 @@ class Merge(Predictor):
 
 
 def contributions(weights: list[torch.Tensor]) -> torch.Tensor:
-    """METHOD 6 [ours]: c[f, n] = a1[f, n] * a2[f // 2, n] * ...; (b, T0, N).
+    """spec/00-method.md §6 [ours]: c[f, n] = a1[f, n] * a2[f // 2, n] * ...; (b, T0, N).
 
     Channel weights keep their C axis through the product and are averaged at the end."""
     if not weights:

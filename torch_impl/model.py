@@ -1,7 +1,7 @@
 """Mirror of ref/model.py: the whole InTI model as one nn.Module.
 
 `InTIModel(cfg)` takes the same `ModelConfig` as ref, and its `state_dict` keys and shapes
-are exactly `ref.param_shapes(cfg)` (METHOD 3.5).
+are exactly `ref.param_shapes(cfg)` (spec/00-method.md §3.5).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class InTIModel(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, attn_path) for _ in range(cfg.depth))
         self.ln_post = LayerNorm(C, eps=cfg.ln_eps)
         # Parts a config switches off are nn.Identity(): no parameters, so the state_dict keys
-        # stay METHOD 3.5's, and forward reads without tests of cfg.
+        # stay spec/00-method.md §3.5's, and forward reads without tests of cfg.
         self.proj = nn.Linear(C, cfg.embed_dim, bias=False) if cfg.embed_dim is not None else nn.Identity()
         self.head = nn.Linear(cfg.feature_dim, cfg.num_classes) if cfg.num_classes else nn.Identity()
         self.merges = nn.ModuleList(Merge(cfg) for _ in cfg.schedule)
@@ -65,7 +65,7 @@ class InTIModel(nn.Module):
         return self
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
-        """Patch embedding, class token first, positions added, then ln_pre (METHOD 2.1-2.2).
+        """Patch embedding, class token first, positions added, then ln_pre (spec/00-method.md §2.1-2.2).
         (b, t, 3, H, W) -> (b, t, N, C)."""
         patches = patch_embed(self.patch_embed, video)  # (b, t, L, C)
         b, t, _, c = patches.shape

@@ -1,6 +1,6 @@
-"""Mirror of ref/predictor.py: θ, the multi-scale weight predictor (structure [ours], METHOD 3.4).
+"""Mirror of ref/predictor.py: θ, the multi-scale weight predictor (structure [ours], spec/00-method.md §3.4).
 
-One `Predictor` per merge; its children are the ``merges.{j}.*`` keys of METHOD 3.5. The
+One `Predictor` per merge; its children are the ``merges.{j}.*`` keys of spec/00-method.md §3.5. The
 local branch is a depthwise `conv3d` over (t, h, w); nothing loops over frames or tokens.
 """
 
@@ -36,7 +36,7 @@ class Predictor(nn.Module):
         if "clip" in cfg.branches:
             self.clip = nn.Linear(d, d, bias=False)
         self.score = nn.Linear(d, C if cfg.weight_granularity == "channel" else 1)
-        nn.init.zeros_(self.score.weight)  # [ours, METHOD 3.4]: an untrained merge averages
+        nn.init.zeros_(self.score.weight)  # [ours, spec/00-method.md §3.4]: an untrained merge averages
         nn.init.zeros_(self.score.bias)
 
     def reduce_tokens(self, x: torch.Tensor) -> torch.Tensor:

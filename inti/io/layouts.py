@@ -1,6 +1,6 @@
 """Pretrained image ViTs -> InTI parameter dicts, and back (spec/07-pretrained-layouts.md).
 
-Three checkpoint layouts hold the image ViT of METHOD 2 under other names:
+Three checkpoint layouts hold the image ViT of spec/00-method.md §2 under other names:
 
 - ``"timm"``: timm's ``VisionTransformer`` (``vit_*_patch*_*``, and ``vit_*_clip_*``, which add
   ``norm_pre``); exact GELU.
@@ -48,7 +48,7 @@ KNOWN_HEADS = {1280: 16, 1408: 16, 1664: 16}
 SHAPE_FIELDS = ("patch_size", "width", "depth", "mlp_ratio", "embed_dim", "num_classes", "ln_pre", "patch_bias")
 VISUAL_PREFIX = "visual."
 
-# ---- key maps: our key (METHOD 3.5) -> theirs. Keys not listed keep their name. -------------
+# ---- key maps: our key (spec/00-method.md §3.5) -> theirs. Keys not listed keep their name. -------------
 
 _TIMM_TOP = {
     "patch_embed.weight": "patch_embed.proj.weight",
@@ -94,7 +94,7 @@ def external_key(key: str, layout: str) -> str:
 
 
 def key_map(cfg: ModelConfig, layout: str) -> dict[str, str]:
-    """Our key -> the layout's key, for every backbone parameter of `cfg` (METHOD 3.5 order).
+    """Our key -> the layout's key, for every backbone parameter of `cfg` (spec/00-method.md §3.5 order).
 
     The predictor θ (``merges.*``) is InTI's own and has no counterpart in an image model."""
     return {k: external_key(k, layout) for k in param_shapes(cfg) if not k.startswith("merges.")}
@@ -354,7 +354,7 @@ def resample_pos_embed(pos: np.ndarray, old_grid: int, new_grid: int, antialias:
 
 def init_predictor(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
     """Fresh ``merges.*`` parameters for `cfg`, by ref.params.init_params' rule: the score
-    layer is zero [ours, METHOD 3.4], so a converted model merges each pair by its plain mean
+    layer is zero [ours, spec/00-method.md §3.4], so a converted model merges each pair by its plain mean
     until it is trained. Nothing is drawn for the backbone, whose values come from the checkpoint."""
     return init_params(cfg, seed, dtype, prefix="merges.")
 
@@ -375,7 +375,7 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     image_size: None keeps the checkpoint's; another multiple of the patch size resamples the
     position grid bicubically (`resample_pos_embed`; antialias=True by default [ours], as
     timm's and open_clip's own loaders do).
-    schedule: where InTI merges (METHOD 3). Its predictors are new: `init_predictor(cfg, seed)`.
+    schedule: where InTI merges (spec/00-method.md §3). Its predictors are new: `init_predictor(cfg, seed)`.
     overrides: ModelConfig fields the shapes cannot tell (heads, activation, ln_eps) and the
     predictor's options (reduction, branches, weight_fn, weight_granularity).
 

@@ -1,4 +1,4 @@
-"""Parameter files: a parameter dict (METHOD 3.5) saved with its config beside it.
+"""Parameter files: a parameter dict (spec/00-method.md §3.5) saved with its config beside it.
 
 Two formats, chosen by the file's suffix when saving and by its first bytes when loading:
 

@@ -47,7 +47,7 @@ def _timm_hints(model: nn.Module) -> dict:
     if getattr(model, "global_pool", "token") != "token":
         raise ValueError(
             f"this timm model pools with global_pool={model.global_pool!r}; InTI reads the class token "
-            "(METHOD 2.4), so only global_pool='token' converts exactly"
+            "(spec/00-method.md §2.4), so only global_pool='token' converts exactly"
         )
     if getattr(model, "no_embed_class", False) or getattr(model, "num_prefix_tokens", 1) != 1:
         raise ValueError("InTI needs exactly one class token with its own position embedding "
@@ -66,7 +66,7 @@ def _clip_visual(model: nn.Module) -> nn.Module:
 def _clip_hints(visual: nn.Module) -> dict:
     if getattr(visual, "pool_type", "tok") != "tok":
         raise ValueError(
-            f"this open_clip ViT pools with pool_type={visual.pool_type!r}; InTI reads the class token (METHOD 2.4)"
+            f"this open_clip ViT pools with pool_type={visual.pool_type!r}; InTI reads the class token (spec/00-method.md §2.4)"
         )
     block = visual.transformer.resblocks[0]
     return {"heads": block.attn.num_heads, "activation": _activation_name(block.mlp.gelu), "ln_eps": block.ln_1.eps}
@@ -112,7 +112,7 @@ def from_timm(model_or_state_dict_or_path, schedule=(), image_size: int | None =
     """An InTI model from a timm ViT (``vit_*_patch*_*``, ``vit_*_clip_*``): a timm model, its
     state dict, or a checkpoint file.
 
-    schedule: where to merge (METHOD 3); the predictors are new, with a zero score layer, so
+    schedule: where to merge (spec/00-method.md §3); the predictors are new, with a zero score layer, so
     the model first merges each pair by its plain mean. With ``schedule=()`` the model is the
     naive adaptation: on one frame it returns what timm returns (logits, or pre-logits when the
     timm model has no head); on T frames, the mean of timm's per-frame outputs.

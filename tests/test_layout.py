@@ -103,14 +103,14 @@ def test_every_torch_impl_file_has_its_twin_in_ref():
     assert mirror and not mirror - spec, f"torch_impl files without a twin in ref/: {sorted(mirror - spec)}"
 
 
-def tracked_text_files():
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True)
+def tracked_text_files() -> list[tuple[str, str]]:
+    """(name, text) of every text file git tracks, plus the ones it would track (not ignored)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout: the tracked files are unknown")
-    for name in listed.stdout.split("\0"):
-        path = ROOT / name
-        if name and path.is_file() and path.suffix in (".py", ".md", ".toml", ".txt", ".cfg", ".ipynb", "") :
-            yield name, path.read_text(errors="replace")
+    return [(name, (ROOT / name).read_text(errors="replace")) for name in sorted(set(listed.stdout.split("\0")))
+            if name and (ROOT / name).is_file() and (ROOT / name).suffix in (".py", ".md", ".toml", ".txt", ".cfg", ".ipynb", "")]
 
 
 # ../something, an absolute path into this machine's work tree, or the design card's file.
@@ -133,3 +133,43 @@ def test_inti_imports_anywhere_and_benchmarks_is_not_installed(tmp_path):
             "assert importlib.util.find_spec('benchmarks') is None, importlib.util.find_spec('benchmarks')")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# A citation: "§3.4", "§2.4-2.5", "§3.1–3.3", "§5, invariant 6".
+CITATION = re.compile(r"§(\d+(?:\.\d+)?)(?:\s*[-–]\s*(\d+(?:\.\d+)?))?(?:, invariants? (\d+))?")
+
+
+def method_sections() -> tuple[set[str], set[str]]:
+    """(section numbers that head a section of spec/00-method.md, invariant numbers of §5)."""
+    text = (ROOT / "spec" / "00-method.md").read_text()
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", text, flags=re.M))
+    fifth = text.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0]
+    invariants = set(re.findall(r"^(\d+)\. ", fifth, flags=re.M))
+    return sections, invariants
+
+
+def broken_citations(text: str, sections: set[str], invariants: set[str]) -> list[str]:
+    bad = []
+    for match in CITATION.finditer(text):
+        first, last, invariant = match.groups()
+        for number in filter(None, (first, last)):
+            if number not in sections:
+                bad.append(f"{match.group(0)!r}: no section {number}")
+        if invariant and invariant not in invariants:
+            bad.append(f"{match.group(0)!r}: no invariant {invariant}")
+    return bad
+
+
+def test_every_citation_of_the_method_chapter_resolves():
+    sections, invariants = method_sections()
+    assert {"1", "2", "2.4", "3.4", "3.5", "4", "5", "6"} <= sections and len(invariants) == 9
+    bad = [f"{name}: {b}" for name, text in tracked_text_files() if name != "tests/test_layout.py"
+           for b in broken_citations(text, sections, invariants)]
+    assert not bad, "\n".join(bad)
+
+
+def test_a_broken_citation_is_caught():
+    sections, invariants = method_sections()
+    assert broken_citations("see §3.9 and §5, invariant 12", sections, invariants) == [
+        "'§3.9': no section 3.9", "'§5, invariant 12': no invariant 12"]
+    assert broken_citations("§2.4-2.5 and §3.1–3.3", sections, invariants) == []

@@ -13,6 +13,7 @@ BRANCHES = ("token", "local", "frame", "clip")
 WEIGHT_FNS = ("softmax", "sigmoid", "mean")
 GRANULARITIES = ("token", "channel")
 ACTIVATIONS = ("quick_gelu", "gelu")
+INT_FIELDS = ("image_size", "patch_size", "width", "depth", "heads", "reduction")
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class ModelConfig:
     """Hyperparameters of an InTI video model (spec/00-method.md §1-3).
 
     The first block of fields describes the image ViT (spec/00-method.md §2); the last block the
-    compression layer Φ (spec/00-method.md §3). Symbols in brackets are the method chapter's notation (§1).
+    compression layer Φ (§3). Symbols in brackets are the method chapter's notation (§1).
     """
 
     image_size: int = 224  # frame height and width in pixels [H = W]
@@ -29,15 +30,11 @@ class ModelConfig:
     depth: int = 12  # [D], the number of blocks
     heads: int = 12  # attention heads; must divide width
     mlp_ratio: float = 4.0  # the MLP's hidden width is mlp_ratio * C
-    embed_dim: int | None = (
-        512  # [E], the projection after the pooled class token; None: no projection [ours]
-    )
+    embed_dim: int | None = 512  # [E], projection after the pooled class token; None: none [ours]
     num_classes: int = 0  # [K], the head's classes; 0: no head, the model returns features [ours]
     activation: str = "quick_gelu"  # "quick_gelu" (CLIP) or "gelu" (exact erf; timm)
     ln_eps: float = 1e-5  # LayerNorm eps: 1e-5 in CLIP, 1e-6 in timm's ViTs; LN_θ uses it too
-    ln_pre: bool = (
-        True  # LayerNorm after the position embedding (CLIP has one; timm's vit_* have none)
-    )
+    ln_pre: bool = True  # LayerNorm after the positions (CLIP has one; timm's vit_* have none)
     patch_bias: bool = False  # a bias on the patch embedding (timm has one; CLIP has none)
     # --- the compression layer Φ and its weight predictor θ (spec/00-method.md §3) ---
     schedule: tuple[int, ...] = ()  # [S], blocks (counted from 1) after which to merge
@@ -49,20 +46,15 @@ class ModelConfig:
     def __post_init__(self):
         # Normalise sequences so that configs built from lists or numpy integers compare equal
         # and hash; anything that is not an integer is left for validation to refuse.
-        as_int = lambda k: (
-            int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
-        )  # noqa: E731
+        def as_int(k):
+            return int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
+
+        for name in ("schedule", "branches"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ValueError(f"{name} must be a tuple, got {value!r}")
         object.__setattr__(self, "schedule", tuple(as_int(k) for k in self.schedule))
-        for name in (
-            "image_size",
-            "patch_size",
-            "width",
-            "depth",
-            "heads",
-            "reduction",
-            "num_classes",
-            "embed_dim",
-        ):
+        for name in INT_FIELDS + ("num_classes", "embed_dim"):
             object.__setattr__(self, name, as_int(getattr(self, name)))
         object.__setattr__(self, "branches", tuple(self.branches))
         validate_config(self)
@@ -116,15 +108,43 @@ class ModelConfig:
         return replace(self, **changes)
 
 
+LN_EPS_MAX = 0.1  # [ours] a LayerNorm eps beyond this swamps the variance of normalized tokens
+MLP_RATIO_MAX = 64.0  # [ours] a sanity bound: the widest public ViT MLPs use about 5.3
+
+
 def _positive_int(cfg, name):
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
 
 
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _bounded(cfg, name, most):
+    """A real number in (0, most]."""
+    value = getattr(cfg, name)
+    if not _real(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not value > 0:  # also NaN
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if not value <= most:
+        raise ValueError(f"{name} must be at most {most:g}, got {value!r}")
+
+
+def _choice(cfg, name, options):
+    value = getattr(cfg, name)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+
+
 def validate_config(cfg: ModelConfig) -> None:
-    """Raise ValueError naming the first field that breaks a rule of spec/00-method.md."""
-    for name in ("image_size", "patch_size", "width", "depth", "heads", "reduction"):
+    """Raise ValueError naming the first field that breaks a rule of spec/00-method.md.
+
+    Every field is checked for its type and its range, so that no config computes a silently
+    wrong answer (an eps that swamps LayerNorm, a ratio of zero, a schedule of strings)."""
+    for name in INT_FIELDS:
         _positive_int(cfg, name)
     if cfg.image_size % cfg.patch_size:
         raise ValueError(
@@ -137,38 +157,31 @@ def validate_config(cfg: ModelConfig) -> None:
         raise ValueError(
             f"reduction must divide width, got width={cfg.width}, reduction={cfg.reduction}"
         )
-    if not cfg.mlp_ratio > 0 or cfg.mlp_width < 1:
-        raise ValueError(f"mlp_ratio must be positive, got {cfg.mlp_ratio!r}")
+    _bounded(cfg, "mlp_ratio", MLP_RATIO_MAX)
+    if cfg.mlp_width < 1:
+        raise ValueError(f"mlp_ratio must give an MLP width of at least 1, got {cfg.mlp_ratio!r}")
     if cfg.embed_dim is not None and (
         isinstance(cfg.embed_dim, bool) or not isinstance(cfg.embed_dim, int) or cfg.embed_dim < 1
     ):
         raise ValueError(f"embed_dim must be a positive integer or None, got {cfg.embed_dim!r}")
-    if (
-        isinstance(cfg.num_classes, bool)
-        or not isinstance(cfg.num_classes, int)
-        or cfg.num_classes < 0
-    ):
-        raise ValueError(
-            f"num_classes must be a non-negative integer (0: no head), got {cfg.num_classes!r}"
-        )
-    if cfg.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {cfg.activation!r}")
-    if not cfg.ln_eps > 0:
-        raise ValueError(f"ln_eps must be positive, got {cfg.ln_eps!r}")
-    if cfg.weight_fn not in WEIGHT_FNS:
-        raise ValueError(f"weight_fn must be one of {WEIGHT_FNS}, got {cfg.weight_fn!r}")
-    if cfg.weight_granularity not in GRANULARITIES:
-        raise ValueError(
-            f"weight_granularity must be one of {GRANULARITIES}, got {cfg.weight_granularity!r}"
-        )
-    unknown = [b for b in cfg.branches if b not in BRANCHES]
+    n = cfg.num_classes
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"num_classes must be a non-negative integer (0: no head), got {n!r}")
+    _choice(cfg, "activation", ACTIVATIONS)
+    _bounded(cfg, "ln_eps", LN_EPS_MAX)
+    for name in ("ln_pre", "patch_bias"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(cfg, name)!r}")
+    _choice(cfg, "weight_fn", WEIGHT_FNS)
+    _choice(cfg, "weight_granularity", GRANULARITIES)
+    unknown = [b for b in cfg.branches if not isinstance(b, str) or b not in BRANCHES]
     if unknown or len(set(cfg.branches)) != len(cfg.branches):
         raise ValueError(f"branches must be distinct names from {BRANCHES}, got {cfg.branches!r}")
     validate_schedule(cfg.schedule, cfg.depth)
 
 
 def validate_schedule(schedule, depth: int) -> None:
-    """A schedule is a strictly increasing tuple of block indices in 1..depth (spec/00-method.md §3)."""
+    """A schedule is a strictly increasing tuple of block indices in 1..depth (§3)."""
     schedule = tuple(schedule)
     for k in schedule:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= depth:
@@ -183,38 +196,28 @@ def validate_schedule(schedule, depth: int) -> None:
 PRESETS: dict[str, ModelConfig] = {
     # A few blocks, small width, small frames: fast enough for hypothesis and a laptop demo.
     "nano": ModelConfig(
-        image_size=64,
-        patch_size=8,
-        width=64,
-        depth=4,
-        heads=4,
-        embed_dim=32,
-        num_classes=10,
+        image_size=64, patch_size=8, width=64, depth=4, heads=4, embed_dim=32, num_classes=10,
         schedule=(1, 2),
     ),
     # CLIP's ViT-B/16 visual tower at 224 px, one merge after block 3 (the benchmark setting).
     "vit_b16": ModelConfig(
-        image_size=224,
-        patch_size=16,
-        width=768,
-        depth=12,
-        heads=12,
-        embed_dim=512,
-        num_classes=400,
-        schedule=(3,),
+        image_size=224, patch_size=16, width=768, depth=12, heads=12, embed_dim=512,
+        num_classes=400, schedule=(3,),
     ),
-    # CLIP's ViT-L/14 at 224 px; S = (6,) removes 9/24 = 37.5% of the block MACs (spec/00-method.md §4).
+    # CLIP's ViT-L/14 at 224 px; S = (6,) removes 9/24 = 37.5% of the block MACs (§4).
     "vit_l14": ModelConfig(
-        image_size=224,
-        patch_size=14,
-        width=1024,
-        depth=24,
-        heads=16,
-        embed_dim=768,
-        num_classes=400,
-        schedule=(6,),
+        image_size=224, patch_size=14, width=1024, depth=24, heads=16, embed_dim=768,
+        num_classes=400, schedule=(6,),
     ),
 }
+
+
+def require_config(cfg) -> ModelConfig:
+    """`cfg` itself if it is a ModelConfig; a clear TypeError for anything else (a dict, a name)."""
+    if not isinstance(cfg, ModelConfig):
+        hint = "; build one with ref.ModelConfig(**d) or ref.preset(name)" if isinstance(cfg, dict) else ""
+        raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}{hint}")
+    return cfg
 
 
 def preset(name: str, **changes) -> ModelConfig:

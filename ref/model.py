@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .block import block
-from .checks import check_video
-from .config import ModelConfig
+from .checks import check_video, first_nonfinite, nonfinite_output_error
+from .config import ModelConfig, require_config
 from .embed import embed
 from .interpolation import merge
 from .layers import layer_norm, linear
@@ -40,6 +40,7 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
     ``merges.{j}.tokens`` (the merged tokens); then ``pooled``, ``features``, ``logits``.
     The schedule counts blocks from 1: S = (k,) merges after ``blocks.{k-1}``.
     """
+    require_config(cfg)
     check_video(video, cfg)
     check_params(params, cfg)
     params = {k: np.asarray(v, dtype=video.dtype) for k, v in params.items()}
@@ -58,4 +59,8 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
             trace[f"merges.{j}.tokens"] = x
     out = readout(params, x, cfg=cfg)
     trace |= out
+    # Finite inputs must give finite outputs: name the first entry that is not [ours].
+    bad = first_nonfinite(trace, lambda v: v.size - np.count_nonzero(np.isfinite(v)))
+    if bad:
+        raise nonfinite_output_error(*bad)
     return (out["logits"], trace) if return_trace else out["logits"]

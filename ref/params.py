@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import ModelConfig
+from .config import ModelConfig, require_config
 
 Params = dict  # dict[str, np.ndarray]
 
@@ -142,12 +142,29 @@ def key_report(shapes: dict, expected: dict, limit: int = 8) -> list[str]:
 
 
 def check_params(params, cfg: ModelConfig) -> None:
-    """Raise if `params` has a missing, extra or mis-shaped key for `cfg`; name every one."""
+    """Raise if `params` does not fit `cfg`, naming every key at fault: a missing, extra or
+    mis-shaped key, a value that is not a real floating array (int, bool, complex, object), or
+    one that holds NaN or infinity. Every loader and both forwards call it."""
+    require_config(cfg)
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    problems = key_report({k: np.shape(v) for k, v in params.items()}, param_shapes(cfg))
+    arrays = {k: np.asarray(v) for k, v in params.items()}
+    problems = key_report({k: a.shape for k, a in arrays.items()}, param_shapes(cfg))
     if problems:
         raise ValueError("parameters do not match the config: " + " | ".join(problems))
+    wrong = [f"{k} ({a.dtype})" for k, a in arrays.items() if a.dtype.kind != "f"]
+    if wrong:
+        raise TypeError(
+            f"parameters must be real floating arrays, got {len(wrong)} that are not: "
+            + ", ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else "")
+        )
+    nonfinite = [f"{k} ({a.size - np.count_nonzero(np.isfinite(a))} of {a.size})"
+                 for k, a in arrays.items() if not np.isfinite(a).all()]
+    if nonfinite:
+        raise ValueError(
+            f"parameters must be finite, got NaN or infinite values in {len(nonfinite)} key(s): "
+            + ", ".join(nonfinite[:8]) + (" ..." if len(nonfinite) > 8 else "")
+        )
 
 
 def randomize_scores(params: Params, cfg: ModelConfig, seed: int = 0, scale: float = 2.0) -> Params:

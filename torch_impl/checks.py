@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from ref.checks import FLOAT_DTYPES, check_frames, check_video_meta, nonfinite_error
+from ref.checks import (
+    FLOAT_DTYPES,
+    check_frames,
+    check_pixel_range,
+    check_video_meta,
+    first_nonfinite,
+    nonfinite_error,
+    nonfinite_output_error,
+)
 
-__all__ = ["FLOAT_DTYPES", "check_frames", "check_video", "dtype_name", "torch_dtype"]
+__all__ = ["FLOAT_DTYPES", "check_frames", "check_video", "check_output", "dtype_name", "torch_dtype"]
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -47,3 +55,20 @@ def check_video(video, cfg, param_dtype: torch.dtype | None = None) -> None:
     lo, hi = torch.aminmax(video.detach())
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
         raise nonfinite_error(int((~torch.isfinite(video.detach())).sum()))
+    check_pixel_range(float(lo), float(hi))
+
+
+def count_nonfinite(x: torch.Tensor) -> int:
+    return int((~torch.isfinite(x.detach())).sum())
+
+
+@torch.compiler.disable
+def check_output(model, video: torch.Tensor, logits: torch.Tensor) -> None:
+    """Finite inputs must give finite outputs [ours], as in ref.forward: when the logits are
+    not finite, run once more with the trace (no grad) and name its first non-finite entry."""
+    if video.device.type == "meta" or bool(torch.isfinite(logits.detach()).all()):
+        return
+    with torch.no_grad():
+        _, trace = model(video, return_trace=True, check=False)
+    bad = first_nonfinite(trace, count_nonfinite) or ("logits", count_nonfinite(logits), logits.numel())
+    raise nonfinite_output_error(*bad)

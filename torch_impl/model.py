@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ref.config import ModelConfig
+from ref.config import ModelConfig, require_config
 
 from .attention import PATHS
 from .block import Block
-from .checks import check_frames, check_video
+from .checks import check_frames, check_output, check_video
 from .embed import patch_embed
 from .interpolation import Merge
 from .layers import LayerNorm
@@ -30,8 +30,7 @@ class InTIModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa", frames: int | None = None):
         super().__init__()
-        if not isinstance(cfg, ModelConfig):
-            raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}")
+        require_config(cfg)
         if attn_path not in PATHS:
             raise ValueError(f"attn_path must be one of {PATHS}, got {attn_path!r}")
         if frames is not None:
@@ -81,7 +80,8 @@ class InTIModel(nn.Module):
         logits = self.head(features)
         return {"pooled": pooled, "features": features, "logits": logits}
 
-    def forward(self, video: torch.Tensor, return_trace: bool = False):
+    def forward(self, video: torch.Tensor, return_trace: bool = False, check: bool = True):
+        """check=False skips the output check (it is how the check itself finds the entry)."""
         cfg = self.cfg
         check_video(video, cfg, self.pos_embed.dtype)
         trace: dict[str, torch.Tensor] = {}
@@ -99,6 +99,8 @@ class InTIModel(nn.Module):
                 keep(f"merges.{j}.weights", decided["weights"])
                 keep(f"merges.{j}.tokens", x)
         out = self.readout(x)
+        if check:
+            check_output(self, video, out["logits"])
         if not return_trace:
             return out["logits"]
         trace |= out

@@ -61,9 +61,8 @@ def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     FlopCounterMode sees (everything but the elementwise interpolation); and
     ``per_block``, a list of (frames, MACs) for each block in order.
     """
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
-    check_frames(frames, cfg)
+    check_frames(frames, cfg)  # a positive integer that the schedule can halve
+    frames = int(frames)
     t, per_block, predictor, interpolation = frames, [], 0, 0
     for i in range(1, cfg.depth + 1):
         per_block.append((t, batch * t * block_macs(cfg)))

@@ -16,6 +16,7 @@ Params = dict  # dict[str, np.ndarray]
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter key of spec/00-method.md §3.5 with its shape, in a fixed order."""
+    require_config(cfg)
     C, P, N, D = cfg.width, cfg.patch_size, cfg.num_tokens, cfg.depth
     H, d = cfg.mlp_width, cfg.predictor_width
     shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (C, 3, P, P)}

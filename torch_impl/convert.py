@@ -12,6 +12,7 @@ import torch
 from ref.config import ModelConfig
 from ref.params import check_params
 
+from .checks import torch_dtype
 from .model import InTIModel
 
 
@@ -30,8 +31,13 @@ def from_ref_params(params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.f
     """An `InTIModel` holding exactly `params` (checked against cfg first), in `dtype`.
 
     The model is built on the meta device, so no random init is drawn for weights about to
-    be overwritten (seconds for a ViT-B), and cast before loading, so float64 stays exact."""
+    be overwritten (seconds for a ViT-B), and cast before loading, so float64 stays exact.
+    dtype: a floating torch.dtype or its name ("float32")."""
     check_params(params, cfg)
+    if isinstance(dtype, str):
+        dtype = torch_dtype(dtype)  # "float32" -> torch.float32
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype or its name, such as torch.float32, got {dtype!r}")
     with torch.device("meta"):
         model = InTIModel(cfg, **model_kwargs).to(dtype)
     model = model.to_empty(device="cpu")

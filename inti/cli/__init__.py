@@ -10,7 +10,7 @@ benchmarks are repository scripts: `make bench` (benchmarks/README.md).
 
 Every subcommand has --help. Errors a user can cause (a missing file, an unreadable video, a
 clip too short, a bad schedule, a mismatched parameter file) end with one line on stderr and
-exit status 2; a parity failure exits 1. Set INTI_TRACEBACK=1 to see the traceback instead.
+exit status 2; a parity failure exits 1. No traceback is ever shown, unless INTI_TRACEBACK=1.
 Nothing outside this package imports it.
 """
 
@@ -53,12 +53,25 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     try:
         return args.run(args)
-    except (CLIError, OSError, ValueError, ImportError) as e:
-        if os.environ.get("INTI_TRACEBACK"):
-            raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"inti {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"inti {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:  # never a traceback for the user (INTI_TRACEBACK=1 shows it)
+        if os.environ.get("INTI_TRACEBACK") == "1":
+            raise
+        print(f"inti {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+# The errors the project raises for input a user can get wrong; anything else is unexpected,
+# and its message says so.
+EXPECTED = (CLIError, OSError, ValueError, TypeError, ImportError)
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(e, EXPECTED) and first:
+        return first
+    detail = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return f"{detail} (unexpected; set INTI_TRACEBACK=1 for the traceback, and please report it)"

@@ -16,13 +16,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: setup
-	$(BIN)/inti demo
+	$(BIN)/inti demo --force  # replaces the figures of an earlier make demo in inti-demo/
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python -m benchmarks.speed
+	$(BIN)/python -m benchmarks.speed --force  # replaces an earlier run in benchmarks/out/
 
 clean:
 	rm -rf $(VENV) inti-demo benchmarks/out

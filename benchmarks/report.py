@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inti.io.atomic import write_text
+
 from .grid import CONTENDERS
 
 # The targets (benchmarks/README.md explains each).
@@ -115,4 +117,4 @@ def update_readme(path: Path, table: str) -> None:
         text = text.replace("<!-- speed -->", block, 1)
     else:
         raise ValueError(f"{path} has no <!-- speed --> or <!-- speed:begin -->/<!-- speed:end --> markers")
-    path.write_text(text)
+    write_text(path, text)

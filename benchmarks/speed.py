@@ -25,6 +25,8 @@ import ref
 from .contenders import prepare_case
 from .grid import CONTENDERS, plan
 from .measure import _loadavg, add_compile_gain, cores, machine_info, run_row
+from inti.io.atomic import write_text
+
 from .report import _x, evaluate_targets, markdown, update_readme
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -51,6 +53,8 @@ def parse_args(argv):
     p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="cut a row's rounds to fit this many seconds, down to --min-repeats "
                         "(default 120; 0: no cut)")
+    p.add_argument("--force", action="store_true",
+                   help="replace results.json and results.md of an earlier run in --out (make bench passes it)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="where results.json and results.md go (default benchmarks/out/)")
     p.add_argument("--preset", default=None, help="run this ref preset instead of the default cases (e.g. nano)")
@@ -65,6 +69,10 @@ def parse_args(argv):
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",
                    help="also write the table into FILE at its <!-- speed --> markers")
     args = p.parse_args(argv)
+    earlier = [n for n in ("results.json", "results.md") if (args.out / n).exists()]
+    if earlier and not args.force:
+        p.error(f"{args.out} already holds {', '.join(earlier)} of an earlier run; pass --force to replace "
+                "them, or choose another --out")
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
     if args.budget is None:
@@ -127,8 +135,8 @@ def main(argv=None) -> int:
     evaluate_targets(report)
     table = markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "results.md").write_text(table)
+    write_text(args.out / "results.json", json.dumps(report, indent=2) + "\n")
+    write_text(args.out / "results.md", table)
     if args.readme:
         update_readme(args.readme, table)
     print(table)

@@ -24,6 +24,7 @@ import ref
 from ref.config import ModelConfig
 from ref.preprocess import CLIP_MEAN, CLIP_STD
 
+from .io.atomic import atomic_write
 from .labels import config_name, describe, mac_unit, schedule_text
 
 FIGURES = {
@@ -54,9 +55,12 @@ def _canvas(figsize):
 
 
 def _save(fig, path) -> Path:
+    """Render to PNG and replace `path` at once (inti.io.atomic): a failed draw leaves no
+    truncated figure beside the others."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, facecolor="white")
     return path
 
 

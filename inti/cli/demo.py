@@ -28,6 +28,13 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} exists and is not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not args.force:
+        shown = ", ".join(held[:4]) + (" ..." if len(held) > 4 else "")
+        raise CLIError(
+            f"--out {str(out)!r} already holds {len(held)} file(s) ({shown}); pass --force to replace "
+            f"the demo's three figures in it (nothing else there is touched), or choose another --out"
+        )
     if args.weights is not None:
         note = f"Weights from {Path(args.weights).name}."
     elif args.random_scores:
@@ -78,6 +85,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="examples: inti demo ; inti demo my_clip.mp4 --frames 16 ; inti demo --random-scores --out figs",
     )
     add_model_args(p)
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"folder for the figures (default: {DEFAULT_OUT}/)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"folder for the figures (default: {DEFAULT_OUT}/); it must be new or empty, unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="replace the three figures in an --out folder that already holds files; "
+                        "nothing else in it is touched")
     p.set_defaults(run=run)
     return p

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import struct
 import zipfile
 from pathlib import Path
@@ -36,6 +35,8 @@ import numpy as np
 
 from ref.config import ModelConfig
 from ref.params import check_params
+
+from .atomic import atomic_write, write_bytes
 
 FORMAT = "inti-params"
 VERSION = 1
@@ -109,7 +110,8 @@ def _import_safetensors():
 
 
 def save_params(path, params: dict, cfg: ModelConfig) -> None:
-    """Write `params` and `cfg` to `path` (.npz or .safetensors), replacing the file at once.
+    """Write `params` and `cfg` to `path` (.npz or .safetensors), replacing the file at once
+    (`inti.io.atomic`: a unique temporary file, fsync, rename; nothing half-written).
 
     The params are checked against the config first, so a file on disk always loads.
     """
@@ -117,25 +119,17 @@ def save_params(path, params: dict, cfg: ModelConfig) -> None:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"parameter files must end in .npz or .safetensors, got {str(path)!r}")
-    check_params(params, cfg)
-    meta = config_to_json(cfg)
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     arrays = {k: as_array(v) for k, v in params.items()}
-    for k, a in arrays.items():
-        if a.dtype.kind not in "fiub":
-            raise TypeError(f"parameter {k!r} must be a numeric array, got dtype {a.dtype}")
-
-    tmp = path.with_name(path.name + ".tmp")  # written whole, then moved into place
-    try:
-        if suffix == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays, **{CONFIG_ENTRY: np.array(meta)})
-        else:
-            st_numpy, _ = _import_safetensors()
-            st_numpy.save_file(arrays, str(tmp), metadata={METADATA_KEY: meta})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    check_params(arrays, cfg)
+    meta = config_to_json(cfg)
+    if suffix == ".npz":
+        with atomic_write(path) as f:
+            np.savez(f, **arrays, **{CONFIG_ENTRY: np.array(meta)})
+    else:
+        st_numpy, _ = _import_safetensors()
+        write_bytes(path, st_numpy.save(arrays, metadata={METADATA_KEY: meta}))
 
 
 # ---------------------------------------------------------------------------------------------

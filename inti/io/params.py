@@ -157,8 +157,44 @@ def _sniff(path: Path) -> str:
     raise ValueError(f"{str(path)!r} is not an inti parameter file (expected a .npz or .safetensors file)")
 
 
+DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this: a bound no honest zip breaks
+
+
+def check_npz_sizes(path: Path) -> None:
+    """Refuse an archive whose members declare more bytes than they can hold, before anything
+    is allocated: every .npy header's shape x itemsize must fit in its member, and the members
+    must fit in the archive (stored as they are, or deflated at most DEFLATE_MAX_RATIO:1).
+
+    np.load allocates the declared shape first and reads the bytes after, so a 1 kB file that
+    declares a (10^11,) float64 array would ask for 745 GiB."""
+    archive_size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.compress_size > archive_size or (
+                ratio > DEFLATE_MAX_RATIO if info.compress_type else info.file_size != info.compress_size
+            ):
+                raise ValueError(f"entry {info.filename!r} declares {info.file_size} bytes, more than it can hold")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"entry {info.filename!r} has an unknown .npy version {version}")
+                shape, _, dtype = read_header(f)
+                needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if needed > info.file_size - f.tell():
+                    raise ValueError(
+                        f"entry {info.filename!r} declares shape {shape} of {dtype} ({needed:,} bytes) "
+                        f"but holds only {info.file_size - f.tell():,}"
+                    )
+
+
 def _load_npz(path: Path) -> tuple[dict, str]:
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
             if CONFIG_ENTRY not in names:
@@ -167,8 +203,9 @@ def _load_npz(path: Path) -> tuple[dict, str]:
                     f"(npz entry {CONFIG_ENTRY!r}); save it with inti.io.params.save_params"
                 )
             entries = {k: npz[k] for k in names}
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated ({e})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, OverflowError, MemoryError) as e:
+        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated "
+                         f"({str(e) or type(e).__name__})") from None
     except ValueError as e:
         if "inti parameter file" in str(e):
             raise

@@ -24,3 +24,40 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=10, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+# ---- the fuzzing suite (tests/test_fuzz.py) ------------------------------------------------------
+# `pytest --fuzz-long` runs it with many more cases; the outcome counts of a run are printed at
+# the end, and written as JSON to $INTI_FUZZ_REPORT when that is set.
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="run the fuzzing suite (tests/test_fuzz.py) with many more cases")
+
+
+def pytest_configure(config):
+    long = config.getoption("--fuzz-long", default=False)
+    settings.register_profile(
+        "fuzz", parent=settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev")),
+        max_examples=400 if long else 30, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                               HealthCheck.function_scoped_fixture],
+    )
+    os.environ["INTI_FUZZ_LONG"] = "1" if long else ""
+
+
+def pytest_terminal_summary(terminalreporter):
+    import sys
+
+    fuzz = sys.modules.get("fuzzing")
+    if fuzz is None or not fuzz.OUTCOMES:
+        return
+    terminalreporter.write_line(fuzz.summary())
+    path = os.environ.get("INTI_FUZZ_REPORT")
+    if path:
+        import json
+
+        from inti.io.atomic import write_text
+
+        write_text(path, json.dumps(fuzz.report(), indent=2) + "\n")

@@ -36,7 +36,6 @@ import io
 import math
 import os
 import pickle
-import stat
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .files import check_regular_file
 from .layouts import unwrap_state_dict
 
 SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
@@ -82,10 +82,7 @@ def load_checkpoint(path) -> dict[str, torch.Tensor]:
     path that is not a regular file, an unknown suffix, a file holding anything but tensors,
     or a damaged one; nothing in the file is ever run."""
     path = os.path.expanduser(os.fspath(path))
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint file at {path!r}")
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise CheckpointError(f"checkpoint path {path!r} is not a regular file")
+    check_regular_file(path, "checkpoint file", CheckpointError, missing="no checkpoint file at")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUFFIXES:
         raise CheckpointError(f"unknown checkpoint format {suffix!r} for {path!r}; expected {', '.join(SUFFIXES)}")

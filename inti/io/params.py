@@ -5,7 +5,8 @@ Two formats, chosen by the file's suffix when saving and by its first bytes when
 - ``.npz`` (NumPy only): one entry per parameter key, plus the entry ``__inti__``, a 0-d
   string array holding the config as JSON.
 - ``.safetensors``: one tensor per parameter key; the config JSON is the header metadata
-  under ``"inti"``. Needs the `safetensors` package (imported only when used).
+  under ``"inti"``. Needs the `safetensors` package (imported only when used). A training
+  checkpoint (`inti.train.checkpoint`) is one too: its ``model.*`` tensors are read.
 
 The JSON is ``{"format": "inti-params", "version": 1, "config": {field: value, ...}}`` with
 every `ModelConfig` field. Arrays keep their dtype, so a save and a load round-trip exactly.
@@ -43,6 +44,7 @@ FORMAT = "inti-params"
 VERSION = 1
 CONFIG_ENTRY = "__inti__"  # the npz entry holding the config JSON
 METADATA_KEY = "inti"  # the safetensors metadata key holding the config JSON
+TRAINING_KEY = "inti-train"  # present in training checkpoints, whose model tensors are "model.<key>"
 SUFFIXES = (".npz", ".safetensors")
 
 _SAFETENSORS_HINT = "pip install safetensors (or pip install 'inti[interop]')"
@@ -230,7 +232,11 @@ def _load_safetensors(path: Path) -> tuple[dict, str]:
             meta = (f.metadata() or {}).get(METADATA_KEY)
             if meta is None:
                 raise LookupError
-            params = {k: f.get_tensor(k) for k in f.keys()}
+            metadata = f.metadata() or {}
+            if TRAINING_KEY in metadata:  # a training checkpoint (inti.train.checkpoint): its model part
+                params = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+            else:
+                params = {k: f.get_tensor(k) for k in f.keys()}
     except LookupError:
         raise ValueError(
             f"{str(path)!r} is not an inti parameter file: it has no stored config "

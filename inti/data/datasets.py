@@ -1,0 +1,208 @@
+"""Datasets, the sampler and the loader.
+
+Reproducibility rule [ours]: everything random about a sample (its TSN offsets, its crop, its
+flip) comes from a generator seeded by (seed, epoch, index), and the order of an epoch is a
+permutation seeded by (seed, epoch). A run is then reproducible whatever the number of loader
+workers, and a run resumed mid-epoch, or split over DDP ranks, sees exactly the samples of an
+uninterrupted single-process run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ref.preprocess import CLIP_MEAN, CLIP_STD, positive_int
+
+from ..io.clips import decode
+from .lists import read_classes, read_list
+from .sampling import segment_indices
+from .synthetic import make_clip, num_classes
+from .transforms import clip_transform
+
+log = logging.getLogger("inti.data")
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """What the two datasets share: views, the per-sample generator, the transform.
+
+    Item i is (video, label, i): video (T, 3, size, size) float32 in training, and
+    (V, T, 3, size, size) with V = temporal x spatial views in evaluation; None when the clip
+    is bad and skip_bad is on (the collate function drops it, and the loop counts it)."""
+
+    def __init__(self, frames: int, size: int, train: bool, resize: int | None = None, seed: int = 0,
+                 flip: bool = True, views: tuple[int, int] = (1, 1), mean=CLIP_MEAN, std=CLIP_STD):
+        self.frames, self.size = positive_int(frames, "frames"), positive_int(size, "size")
+        self.resize = size if resize is None else positive_int(resize, "resize")
+        self.train, self.seed, self.flip = bool(train), int(seed), bool(flip)
+        self.views = tuple(positive_int(v, "views") for v in views)
+        if self.train and self.views != (1, 1):
+            raise ValueError(f"multi-view sampling is for evaluation; training takes one view, got {views}")
+        self.mean, self.std = mean, std
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def rng(self, index: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, int(index), stream])
+
+    def transform(self, frames_uint8: np.ndarray, index: int, spatial: int = 0) -> np.ndarray:
+        return clip_transform(frames_uint8, self.size, self.resize, train=self.train,
+                              rng=self.rng(index, 1) if self.train else None, flip=self.flip,
+                              spatial=spatial, spatials=self.views[1], mean=self.mean, std=self.std)
+
+
+class VideoListDataset(ClipDataset):
+    """A list file of ``relative/path label`` lines under `root`, decoded with PyAV
+    (`inti.io.clips.decode`), sampled TSN-style and transformed (`inti.data.transforms`).
+
+    classes: a file of class names (one per line), which also fixes the number of classes;
+    without it, labels must lie in [0, num_classes) when num_classes is given.
+    skip_bad: a clip that is missing, unreadable or too short is logged and skipped, never
+    silently; without it, reading it raises ValueError naming the list file's line."""
+
+    def __init__(self, list_file, root, frames: int, size: int, train: bool, classes=None,
+                 num_classes: int | None = None, skip_bad: bool = False, **kwargs):
+        super().__init__(frames, size, train, **kwargs)
+        self.list_file, self.root = Path(list_file), Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"--root {str(self.root)!r} is not a folder")
+        self.class_names = read_classes(classes) if classes is not None else None
+        self.num_classes = len(self.class_names) if self.class_names else num_classes
+        self.entries = read_list(list_file, self.num_classes)
+        if self.num_classes is None:
+            self.num_classes = 1 + max(e.label for e in self.entries)
+        self.skip_bad = bool(skip_bad)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([e.label for e in self.entries])
+
+    def __getitem__(self, index: int):
+        entry = self.entries[index]
+        try:
+            views = []
+            for t in range(self.views[0]):
+                def pick(n, frames, t=t):
+                    rng = self.rng(index, 0) if self.train else None
+                    return segment_indices(n, frames, self.train, rng=rng, view=t, views=self.views[0])
+
+                frames = decode(self.root / entry.path, sample=self.frames, pick=pick)
+                views += [self.transform(frames, index, spatial=s) for s in range(self.views[1])]
+        except (ValueError, FileNotFoundError) as e:
+            message = f"{self.list_file}:{entry.line}: {entry.path}: {e}"
+            if not self.skip_bad:
+                raise ValueError(message) from None
+            log.warning("skipping a bad clip (--skip-bad): %s", message)
+            return None
+        video = np.stack(views) if not self.train else views[0]
+        return torch.from_numpy(video), entry.label, index
+
+
+class SyntheticVideos(ClipDataset):
+    """`count` clips of a synthetic task (`inti.data.synthetic`), generated in memory and put
+    through the same transform as a video file would be. split_seed separates splits."""
+
+    def __init__(self, task: str, count: int, frames: int, size: int, train: bool, split_seed: int = 0,
+                 classes: int | None = None, k: int = 2, **kwargs):
+        kwargs.setdefault("flip", task != "motion")  # a flip turns "right" into "left"
+        super().__init__(frames, size, train, **kwargs)
+        self.task, self.count, self.split_seed, self.k = task, positive_int(count, "clips"), int(split_seed), k
+        self.num_classes = num_classes(task, classes)
+        self.classes = classes
+        self.class_names = None
+        make_clip(task, 0, 0, 1, 4, classes)  # validates the task and classes now
+
+    def __len__(self) -> int:
+        return self.count
+
+    def clip(self, index: int):
+        return make_clip(self.task, self.split_seed, index, self.frames, self.size, self.classes, self.k)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([self.clip(i)[1] for i in range(self.count)])
+
+    def __getitem__(self, index: int):
+        frames, label = self.clip(index)
+        views = [self.transform(frames, index, spatial=s) for s in range(self.views[1])]
+        video = np.stack(views * self.views[0]) if not self.train else views[0]
+        return torch.from_numpy(video), label, index
+
+
+def collate(items):
+    """Stack the good items; count the skipped ones (None)."""
+    good = [it for it in items if it is not None]
+    skipped = len(items) - len(good)
+    if not good:
+        return None, None, None, skipped
+    videos, labels, indices = zip(*good)
+    return torch.stack(videos), torch.tensor(labels), torch.tensor(indices), skipped
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Batches of indices: each epoch a permutation seeded by (seed, epoch) (or the natural
+    order, shuffle=False), cut into global batches of `batch_size`; rank r of `world` takes
+    its share of each global batch. `start` skips the first batches of the epoch (a resumed
+    run). Training drops the last incomplete global batch (drop_last); evaluation shards the
+    clips so that each is seen exactly once across ranks, with no padding."""
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True, rank: int = 0,
+                 world: int = 1, drop_last: bool = True):
+        self.n, self.batch_size = positive_int(n, "clips"), positive_int(batch_size, "batch size")
+        self.seed, self.shuffle, self.rank, self.world, self.drop_last = seed, shuffle, rank, world, drop_last
+        if drop_last and batch_size % world:
+            raise ValueError(f"the batch size {batch_size} must be a multiple of the {world} processes")
+        if drop_last and n < batch_size:
+            raise ValueError(f"the training set has {n} clips, fewer than one batch of {batch_size}")
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start)
+
+    def order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+
+    def batches(self) -> list[np.ndarray]:
+        order = self.order()
+        if not self.drop_last:  # evaluation: shard, every clip once
+            mine = order[self.rank::self.world]
+            return [mine[i:i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+        share = self.batch_size // self.world
+        full = len(order) // self.batch_size
+        return [order[b * self.batch_size + self.rank * share: b * self.batch_size + (self.rank + 1) * share]
+                for b in range(full)]
+
+    def __iter__(self):
+        for batch in self.batches()[self.start:]:
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return max(len(self.batches()) - self.start, 0)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Each loader worker seeded from the loader's generator (torch, NumPy, Python); the
+    samples themselves draw from (seed, epoch, index) generators, whatever the worker."""
+    import random
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset, sampler: EpochSampler, workers: int = 0, seed: int = 0):
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+        worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False, pin_memory=False,
+    )

@@ -1,0 +1,12 @@
+"""The training engine, in plain PyTorch: one loop that fits on a screen (`loop.fit`),
+`evaluate`, the recipe (`config.TrainConfig`), parameter groups and the learning-rate schedule
+(`optim`), checkpoints that resume exactly (`checkpoint`), and DDP through torchrun's
+environment (`distributed`).
+
+    from inti.train import TrainConfig, fit, evaluate
+"""
+
+from .config import TrainConfig
+from .loop import evaluate, fit
+
+__all__ = ["TrainConfig", "fit", "evaluate"]

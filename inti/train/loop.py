@@ -70,6 +70,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
     progress: a callable(step, loss, lr, clips_per_s) shown by the CLI's progress bar.
     Returns the history: the records written to metrics.jsonl."""
     cfg, device = config, world.device
+    if out is not None and world.main:
+        Path(out).mkdir(parents=True, exist_ok=True)
     raw = model.to(device)
     optimizer = build_optimizer(raw, cfg)
     frozen = {n: p.detach().clone() for n, p in raw.named_parameters() if not p.requires_grad}

@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.speed --force  # replaces an earlier run in benchmarks/out/
+	$(BIN)/python -m benchmarks.train_speed --force
 
 clean:
 	rm -rf $(VENV) inti-demo benchmarks/out

@@ -72,3 +72,13 @@ def test_plan_and_flags():
     assert [r.id for r in speed.plan(speed.parse_args(["--only", "vit_l14*bf16-eager"]))] == ["vit_l14-T16-b1-bf16-eager"]
     with pytest.raises(SystemExit):
         speed.parse_args(["--contenders", "naive,bogus"])
+
+
+def test_the_training_benchmark_runs(tmp_path):
+    from benchmarks import train_speed
+
+    assert train_speed.main(["--quick", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "train_results.json").read_text())
+    row = report["rows"][0]
+    assert row["preset"] == "nano" and row["speedup"] > 0 and row["activation_ratio"] == 2.0
+    assert report["loader"]["clips"] == 64 and "| nano T8 b2 |" in (tmp_path / "train_results.md").read_text()

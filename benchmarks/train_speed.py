@@ -1,0 +1,142 @@
+"""Training throughput: naive against InTI, one training step (forward + backward + AdamW),
+and the loader's clips per second against the model's consumption (benchmarks/README.md).
+
+    python -m benchmarks.train_speed            # nano and vit_b16, batch 2, 8 frames
+    python -m benchmarks.train_speed --quick    # nano only
+
+Rows, all measured in one process, naive and InTI interleaved round by round:
+- clips/s of a training step, the speed-up, and the speed-up as a fraction of the MAC ratio
+  (the ratio of the forward's MACs; the backward costs about twice the forward for both);
+- peak memory of a step (torch's CPU profiler), against the share of activations the merges
+  remove (the ratio of token-frames through the blocks);
+- the loader: clips/s of `VideoListDataset` with 2 workers, on a synthetic task written to
+  disk as FFV1 videos, against the InTI training step's clips/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ref
+import torch_impl
+from inti.io.atomic import write_text
+
+from .measure import _torch_peak, machine_info
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+def step_fn(model, video, labels, optimizer):
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(video), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    return step
+
+
+def token_frames(cfg, frames: int) -> int:
+    """Frames through each block, summed over the blocks: the activations a step keeps."""
+    return sum(t for t, _ in ref.count_macs(cfg, frames)["per_block"])
+
+
+def measure_case(preset: str, frames: int, batch: int, rounds: int, seed: int = 0) -> dict:
+    cfg = ref.preset(preset)
+    torch.manual_seed(seed)
+    models = {"inti": torch_impl.InTIModel(cfg), "naive": torch_impl.InTIModel(cfg.replace(schedule=()))}
+    models["naive"].load_state_dict({k: v for k, v in models["inti"].state_dict().items() if not k.startswith("merges.")})
+    video = torch.randn(batch, frames, 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(seed))
+    labels = torch.randint(0, cfg.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))
+    steps = {n: step_fn(m.train(), video, labels, torch.optim.AdamW(m.parameters(), lr=1e-4)) for n, m in models.items()}
+    result = {"preset": preset, "frames": frames, "batch": batch, "peak_mib": {}, "times_s": {n: [] for n in steps}}
+    for name, fn in steps.items():  # warm-up, which also measures peak memory
+        _, _, peak = _torch_peak(fn, "cpu")
+        result["peak_mib"][name] = peak / 2**20
+    rng = np.random.default_rng(seed)
+    for _ in range(rounds):
+        for name in rng.permutation(list(steps)):
+            start = time.perf_counter()
+            steps[name]()
+            result["times_s"][name].append(time.perf_counter() - start)
+    med = {n: statistics.median(t) for n, t in result["times_s"].items()}
+    cost = ref.compare(cfg, frames, batch)
+    mac_ratio = cost["naive"]["total"] / cost["inti"]["total"]
+    result.update({
+        "clips_per_s": {n: batch / med[n] for n in med}, "speedup": med["naive"] / med["inti"], "mac_ratio": mac_ratio,
+        "fraction_of_mac_ratio": med["naive"] / med["inti"] / mac_ratio,
+        "memory_ratio": result["peak_mib"]["naive"] / result["peak_mib"]["inti"],
+        "activation_ratio": token_frames(cfg.replace(schedule=()), frames) / token_frames(cfg, frames),
+    })
+    return result
+
+
+def measure_loader(frames: int, size: int, batch: int, workers: int, clips: int = 64) -> dict:
+    from inti.data.datasets import EpochSampler, VideoListDataset, make_loader
+    from inti.data.synthetic import write_task
+
+    with tempfile.TemporaryDirectory() as d:
+        lists = write_task(Path(d) / "task", "informative", {"train": clips}, frames=frames * 4, size=size * 2)
+        data = VideoListDataset(lists["train"], Path(d) / "task", frames=frames, size=size, train=True)
+        sampler = EpochSampler(len(data), batch)
+        for videos, *_ in make_loader(data, sampler, workers):  # warm-up epoch: worker start, page cache
+            pass
+        start = time.perf_counter()
+        n = sum(len(v) for v, *_ in make_loader(data, sampler, workers))
+        return {"workers": workers, "clips": n, "clips_per_s": n / (time.perf_counter() - start),
+                "source": f"{clips} FFV1 clips of {frames * 4} frames at {size * 2} px, {frames} sampled, cropped to {size}"}
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}), torch {m['torch']}, "
+             f"{m['torch_threads']} threads. Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
+             "| case | naive clips/s | InTI clips/s | speed-up | MAC ratio | of ratio | peak MiB naive / InTI | "
+             "memory ratio | activation ratio |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['preset']} T{r['frames']} b{r['batch']} | {r['clips_per_s']['naive']:.3g} | "
+                     f"{r['clips_per_s']['inti']:.3g} | {r['speedup']:.2f}x | {r['mac_ratio']:.2f}x | "
+                     f"{r['fraction_of_mac_ratio']:.0%} | {r['peak_mib']['naive']:,.0f} / {r['peak_mib']['inti']:,.0f} | "
+                     f"{r['memory_ratio']:.2f}x | {r['activation_ratio']:.2f}x |")
+    loader = report["loader"]
+    lines += ["", f"Loader: {loader['clips_per_s']:.1f} clips/s with {loader['workers']} workers ({loader['source']}); "
+                  f"the nano InTI training step consumes {report['rows'][0]['clips_per_s']['inti']:.1f} clips/s."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="nano only, 3 rounds")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--force", action="store_true", help="replace train_results.* of an earlier run in --out")
+    args = p.parse_args(argv)
+    if (args.out / "train_results.json").exists() and not args.force:
+        p.error(f"{args.out} already holds train_results.json; pass --force to replace it")
+    started = time.perf_counter()
+    cases = [("nano", 8, 2)] if args.quick else [("nano", 8, 2), ("vit_b16", 8, 2)]
+    rows = [measure_case(preset, frames, batch, 3 if args.quick else args.rounds) for preset, frames, batch in cases]
+    report = {"command": "python -m benchmarks.train_speed" + (" --quick" if args.quick else ""),
+              "machine": machine_info("cpu"), "rows": rows,
+              "loader": measure_loader(8, ref.preset("nano").image_size, 2, workers=2)}
+    report["duration_s"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "train_results.json", json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    write_text(args.out / "train_results.md", table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

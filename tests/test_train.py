@@ -224,3 +224,15 @@ def test_help_documents_every_flag(capsys):
 def test_python_dash_m_inti_is_the_command():
     result = subprocess.run([sys.executable, "-m", "inti", "train", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--stop-after" in result.stdout and "--resume" in result.stdout
+
+
+def test_inti_data_writes_a_task_that_inti_train_reads(tmp_path, capsys):
+    task = tmp_path / "task"
+    assert main(["data", "motion", "--out", str(task), "--train", "8", "--val", "4", "--frames", "4", "--size", "32"]) == 0
+    assert (task / "train.txt").read_text().count("\n") == 8 and (task / "classes.txt").read_text().split() == [
+        "right", "left", "down", "up"]
+    assert main(["train", "--train-list", str(task / "train.txt"), "--val-list", str(task / "val.txt"), "--root", str(task),
+                 "--classes", str(task / "classes.txt"), "--frames", "4", "--batch-size", "4", "--steps", "2",
+                 "--out", str(tmp_path / "run"), "--quiet", "--no-flip"]) == 0
+    assert "final evaluation: clips 4" in capsys.readouterr().out
+    assert main(["data", "motion", "--out", str(task)]) == 2  # it holds files now

@@ -5,6 +5,7 @@
     inti parity [VIDEO] [...]                                         the parity check alone; exit 1 on a failure
     inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [...]   train
     inti eval   --checkpoint FILE (--synthetic TASK | --list F --root D) [--views TxS]     evaluate
+    inti data   TASK --out DIR                                    a synthetic task as videos and list files
 
 One module per subcommand (cost.py, demo.py, parity.py, train.py, evaluate.py), each with `add_parser(sub)` and
 `run(args)`; common.py holds what they share. `python -m inti` is the same command. The speed
@@ -22,10 +23,10 @@ import argparse
 import os
 import sys
 
-from . import cost, demo, evaluate, parity, train
+from . import cost, data, demo, evaluate, parity, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
 
-SUBCOMMANDS = (cost, demo, parity, train, evaluate)
+SUBCOMMANDS = (cost, demo, parity, train, evaluate, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -236,3 +236,22 @@ def test_inti_data_writes_a_task_that_inti_train_reads(tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--quiet", "--no-flip"]) == 0
     assert "final evaluation: clips 4" in capsys.readouterr().out
     assert main(["data", "motion", "--out", str(task)]) == 2  # it holds files now
+
+
+def test_pretrained_weights_that_miss_a_backbone_key_fail_loudly():
+    from inti.train.models import fit_params
+
+    pretrained = ref.init_params(CFG.replace(schedule=(), num_classes=0))
+    del pretrained["blocks.1.mlp.fc2.bias"]
+    pretrained["pos_embed"] = pretrained["pos_embed"][:-1]
+    with pytest.raises(ValueError, match=r"missing 1 key\(s\): blocks\.1\.mlp\.fc2\.bias .*pos_embed: expected \(17, 64\), got \(16, 64\)"):
+        fit_params(pretrained, CFG.replace(schedule=(), num_classes=0), CFG, 0, "w.npz")
+    whole = ref.init_params(CFG.replace(schedule=(), num_classes=0), seed=4)
+    fitted = fit_params(whole, CFG.replace(schedule=(), num_classes=0), CFG, 0, "w.npz")
+    assert all(np.array_equal(fitted[k], v) for k, v in whole.items())  # the backbone is the file's
+    assert not np.any(fitted["merges.0.score.weight"])  # θ is new, with its zero score layer
+
+
+def test_a_bf16_autocast_step_runs(tmp_path):
+    _, history = run(tmp_path, recipe=RECIPE.replace(steps=2, bf16=True, eval_every=0))
+    assert all(math.isfinite(r["loss"]) for r in history if "loss" in r)

@@ -173,3 +173,20 @@ def test_a_broken_citation_is_caught():
     assert broken_citations("see §3.9 and §5, invariant 12", sections, invariants) == [
         "'§3.9': no section 3.9", "'§5, invariant 12': no invariant 12"]
     assert broken_citations("§2.4-2.5 and §3.1–3.3", sections, invariants) == []
+
+
+def test_the_readme_layout_picture_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    picture = readme.split("## Layout", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    words = set(re.findall(r"[\w.]+", picture))
+    missing = []
+    for floor in ("ref", "torch_impl", "inti", "benchmarks"):
+        for path in sorted((ROOT / floor).rglob("*.py")):
+            if path.name == "__init__.py" or path.name == "__main__.py":
+                continue
+            if path.name not in words and path.stem not in words:
+                missing.append(str(path.relative_to(ROOT)))
+    for folder in ("io", "data", "train", "cli"):
+        if f"{folder}/" not in picture:
+            missing.append(f"inti/{folder}/")
+    assert not missing, f"the README's layout picture does not name: {missing}"

@@ -12,9 +12,10 @@ from ref.config import PRESETS, ModelConfig
 
 
 def config_name(cfg: ModelConfig) -> str:
-    """The preset's name when cfg is a preset with only its schedule changed, else "custom"."""
+    """The preset's name when cfg is a preset with only its schedule or its temporal modules
+    changed, else "custom"."""
     def fields(c):
-        return {k: v for k, v in dataclasses.asdict(c).items() if k != "schedule"}
+        return {k: v for k, v in dataclasses.asdict(c).items() if k != "schedule" and not k.startswith("temporal")}
 
     for name, p in PRESETS.items():
         if fields(cfg) == fields(p):
@@ -23,11 +24,38 @@ def config_name(cfg: ModelConfig) -> str:
 
 
 def describe(cfg: ModelConfig) -> str:
-    """One line: "nano: ViT 64 px, patch 8, width 64, depth 4, heads 4"."""
-    return (
+    """One line: "nano: ViT 64 px, patch 8, width 64, depth 4, heads 4", and the temporal
+    module when there is one (`temporal_text`)."""
+    text = (
         f"{config_name(cfg)}: ViT {cfg.image_size} px, patch {cfg.patch_size}, width {cfg.width}, "
         f"depth {cfg.depth}, heads {cfg.heads}"
     )
+    return text if cfg.temporal == "none" else f"{text}; {temporal_text(cfg)}"
+
+
+def blocks_text(blocks) -> str:
+    """(1, 2, 3, 5) -> "blocks 1-3, 5"."""
+    runs: list[list[int]] = []
+    for k in blocks:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    parts = [f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs]
+    return ("blocks " if len(blocks) > 1 else "block ") + ", ".join(parts)
+
+
+def temporal_text(cfg: ModelConfig) -> str:
+    """The temporal module in words (spec/00-method.md §12): "ST-Adapter C_a=384 before mlp,
+    blocks 1-12 (12 adapters)" or "AIM C_a=192, T0=8, blocks 1-12"; "no temporal module"."""
+    if cfg.temporal == "none":
+        return "no temporal module"
+    where = blocks_text(cfg.module_blocks)
+    if cfg.temporal == "st_adapter":
+        count = len(cfg.module_blocks) * len(cfg.temporal_placement)
+        before = " and ".join(cfg.temporal_placement)
+        return f"ST-Adapter C_a={cfg.adapter_width} before {before}, {where} ({count} adapters)"
+    return f"AIM C_a={cfg.adapter_width}, T0={cfg.temporal_frames}, s={cfg.temporal_scale:g}, {where}"
 
 
 def schedule_text(schedule) -> str:

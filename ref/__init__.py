@@ -1,20 +1,24 @@
 """ref: the executable specification of InTI in NumPy (spec/00-method.md), read next to spec/.
 
 One concept per file, in the order data flows: config, params, checks, layers, embed,
-attention, block, predictor, interpolation, model, cost, and preprocess (pixels in).
+attention, temporal (the optional temporal modules, spec/00-method.md §12), block, predictor,
+interpolation, model, cost, and preprocess (pixels in).
 """
 
 from .checks import check_video
-from .config import PRESETS, ModelConfig, preset
+from .config import PRESETS, TEMPORAL_PRESETS, ModelConfig, preset, with_temporal
 from .cost import compare, count_macs, reduction
 from .interpolation import contributions
 from .model import forward
-from .params import backbone, check_params, init_params, param_shapes
+from .params import backbone, check_params, init_params, param_shapes, without_temporal
 
 __all__ = [
     "ModelConfig",
     "PRESETS",
     "preset",
+    "TEMPORAL_PRESETS",
+    "with_temporal",
+    "without_temporal",
     "init_params",
     "backbone",
     "param_shapes",

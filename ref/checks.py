@@ -15,7 +15,8 @@ FLOAT_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
 def check_frames(frames: int, cfg: ModelConfig) -> None:
-    """Each merge needs an even number of frames [ours, spec/00-method.md §3]: walk the schedule."""
+    """Each merge needs an even number of frames [ours, spec/00-method.md §3]: walk the schedule.
+    AIM's temporal embedding fixes T0 (spec/00-method.md §12.2): no other count is taken."""
     require_config(cfg)
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise ValueError(f"frames must be a positive integer, got {frames!r}")
@@ -28,6 +29,11 @@ def check_frames(frames: int, cfg: ModelConfig) -> None:
                 f"got {frames})"
             )
         t //= 2
+    if cfg.fixed_frames is not None and frames != cfg.fixed_frames:
+        raise ValueError(
+            f"temporal='aim' has a temporal embedding for exactly {cfg.fixed_frames} input frames "
+            f"(temporal_frames), got {frames}"
+        )
 
 
 def check_video_meta(

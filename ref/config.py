@@ -14,6 +14,8 @@ WEIGHT_FNS = ("softmax", "sigmoid", "mean")
 GRANULARITIES = ("token", "channel")
 ACTIVATIONS = ("quick_gelu", "gelu")
 INT_FIELDS = ("image_size", "patch_size", "width", "depth", "heads", "reduction")
+TEMPORALS = ("none", "st_adapter", "aim")  # the temporal modules of spec/00-method.md §12
+PLACEMENTS = ("attn", "mlp")  # where an ST-Adapter sits: before attention, before the MLP
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,13 @@ class ModelConfig:
     branches: tuple[str, ...] = BRANCHES  # any subset of ("token", "local", "frame", "clip")
     weight_fn: str = "softmax"  # "softmax" [paper]; "sigmoid" or "mean" for ablation [ours]
     weight_granularity: str = "token"  # "token": one weight per token [ours]; "channel": C weights
+    # --- temporal modules beside the merges (spec/00-method.md §12) [ours, after ST-Adapter, AIM] ---
+    temporal: str = "none"  # "none", "st_adapter" (§12.1) or "aim" (§12.2)
+    temporal_width: int | None = None  # [C_a] bottleneck; None: C // 2 (ST-Adapter), C // 4 (AIM)
+    temporal_blocks: tuple[int, ...] = ()  # blocks (counted from 1) with a module; (): every block
+    temporal_placement: tuple[str, ...] = ("attn",)  # ST-Adapter: before "attn" and/or before "mlp"
+    temporal_frames: int | None = None  # [T0] AIM: the length of its temporal embedding (required)
+    temporal_scale: float = 0.5  # [s] AIM: the scale of the MLP-parallel adapter
 
     def __post_init__(self):
         # Normalise sequences so that configs built from lists or numpy integers compare equal
@@ -49,14 +58,16 @@ class ModelConfig:
         def as_int(k):
             return int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
 
-        for name in ("schedule", "branches"):
+        for name in ("schedule", "branches", "temporal_blocks", "temporal_placement"):
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise ValueError(f"{name} must be a tuple, got {value!r}")
         object.__setattr__(self, "schedule", tuple(as_int(k) for k in self.schedule))
-        for name in INT_FIELDS + ("num_classes", "embed_dim"):
+        object.__setattr__(self, "temporal_blocks", tuple(as_int(k) for k in self.temporal_blocks))
+        for name in INT_FIELDS + ("num_classes", "embed_dim", "temporal_width", "temporal_frames"):
             object.__setattr__(self, name, as_int(getattr(self, name)))
         object.__setattr__(self, "branches", tuple(self.branches))
+        object.__setattr__(self, "temporal_placement", tuple(self.temporal_placement))
         validate_config(self)
 
     # ---- derived sizes (spec/00-method.md §1) ----
@@ -103,6 +114,29 @@ class ModelConfig:
         """Each merge halves T, so T0 must be a multiple of 2^|S| [ours]."""
         return 2 ** len(self.schedule)
 
+    @property
+    def module_blocks(self) -> tuple[int, ...]:
+        """The blocks, counted from 1, that carry a temporal module (§12): none without a module,
+        every block for temporal_blocks=() [ours], else temporal_blocks."""
+        if self.temporal == "none":
+            return ()
+        return self.temporal_blocks or tuple(range(1, self.depth + 1))
+
+    @property
+    def adapter_width(self) -> int:
+        """C_a, the bottleneck of the temporal modules (§12): temporal_width, or by default
+        max(1, C // 2) for ST-Adapter (384 at ViT-B) and max(1, C // 4) for AIM (its ratio 0.25)
+        [ours]."""
+        if self.temporal_width is not None:
+            return self.temporal_width
+        return max(1, self.width // (4 if self.temporal == "aim" else 2))
+
+    @property
+    def fixed_frames(self) -> int | None:
+        """T0 when the model takes one frame count only (AIM's temporal embedding, §12.2), else
+        None."""
+        return self.temporal_frames if self.temporal == "aim" else None
+
     def replace(self, **changes) -> "ModelConfig":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -110,6 +144,7 @@ class ModelConfig:
 
 LN_EPS_MAX = 0.1  # [ours] a LayerNorm eps beyond this swamps the variance of normalized tokens
 MLP_RATIO_MAX = 64.0  # [ours] a sanity bound: the widest public ViT MLPs use about 5.3
+TEMPORAL_SCALE_MAX = 10.0  # [ours] a sanity bound on AIM's adapter scale (AIM uses 0.5)
 
 
 def _positive_int(cfg, name):
@@ -178,6 +213,61 @@ def validate_config(cfg: ModelConfig) -> None:
     if unknown or len(set(cfg.branches)) != len(cfg.branches):
         raise ValueError(f"branches must be distinct names from {BRANCHES}, got {cfg.branches!r}")
     validate_schedule(cfg.schedule, cfg.depth)
+    validate_temporal(cfg)
+
+
+def _optional_int(cfg, name, hint):
+    value = getattr(cfg, name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"ModelConfig.{name} must be a positive integer or None ({hint}), got {value!r}"
+        )
+
+
+def validate_temporal(cfg: ModelConfig) -> None:
+    """The temporal fields (spec/00-method.md §12) [ours]. Every field is checked for its type
+    and range whichever module is chosen; a field that the module does not use is ignored."""
+    _choice(cfg, "temporal", TEMPORALS)
+    _optional_int(cfg, "temporal_width", "None: the module's default bottleneck")
+    if cfg.temporal_width is not None and cfg.temporal_width > cfg.width:
+        raise ValueError(
+            f"ModelConfig.temporal_width, the bottleneck C_a, must be at most the width "
+            f"{cfg.width}, got {cfg.temporal_width}"
+        )
+    blocks = cfg.temporal_blocks
+    for k in blocks:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.depth:
+            raise ValueError(
+                f"temporal_blocks entries must be block indices in 1..{cfg.depth} (counted from 1; "
+                f"() means every block), got {k!r} in temporal_blocks {blocks}"
+            )
+    if any(a >= b for a, b in zip(blocks, blocks[1:])):
+        raise ValueError(f"temporal_blocks must be strictly increasing, got {blocks}")
+    placement = cfg.temporal_placement
+    unknown = [p for p in placement if not isinstance(p, str) or p not in PLACEMENTS]
+    if not placement or unknown or len(set(placement)) != len(placement):
+        raise ValueError(
+            f"temporal_placement must be distinct names from {PLACEMENTS}, at least one, "
+            f"got {placement!r}"
+        )
+    _optional_int(cfg, "temporal_frames", "AIM's T0, the length of its temporal embedding")
+    scale = cfg.temporal_scale
+    if not _real(scale) or not 0 <= scale <= TEMPORAL_SCALE_MAX:  # also NaN
+        raise ValueError(
+            f"temporal_scale must be a number in [0, {TEMPORAL_SCALE_MAX:g}], got {scale!r}"
+        )
+    if cfg.temporal == "aim":
+        if cfg.temporal_frames is None:
+            raise ValueError(
+                "temporal='aim' needs temporal_frames, the input frame count T0 that its "
+                "temporal embedding (T0, C) covers"
+            )
+        if cfg.temporal_frames % cfg.min_frames:
+            raise ValueError(
+                f"temporal_frames must be a multiple of {cfg.min_frames} (schedule "
+                f"{cfg.schedule} halves the frames {len(cfg.schedule)} time(s)), "
+                f"got {cfg.temporal_frames}"
+            )
 
 
 def validate_schedule(schedule, depth: int) -> None:
@@ -210,6 +300,37 @@ PRESETS: dict[str, ModelConfig] = {
         num_classes=400, schedule=(6,),
     ),
 }
+
+
+# Module settings for any backbone preset (spec/00-method.md §12): ``with_temporal(cfg, name)``.
+# The two ST-Adapter settings are the released code's presets at ViT-B width: 12x384 puts one
+# adapter (C_a = 384) before the MLP of each of the 12 blocks, 24x384 one before attention and one
+# before the MLP. "aim" is AIM's block with its default bottleneck C / 4 in every block.
+TEMPORAL_PRESETS: dict[str, dict] = {
+    "st_adapter": {"temporal": "st_adapter"},
+    "st_adapter_12x384": {"temporal": "st_adapter", "temporal_width": 384,
+                          "temporal_placement": ("mlp",)},
+    "st_adapter_24x384": {"temporal": "st_adapter", "temporal_width": 384,
+                          "temporal_placement": ("attn", "mlp")},
+    "aim": {"temporal": "aim"},
+}
+
+
+def with_temporal(cfg: ModelConfig, name: str, frames: int | None = None) -> ModelConfig:
+    """`cfg` with the temporal module setting `name` of TEMPORAL_PRESETS; "none" removes it.
+    AIM's embedding length comes from `frames` (T0), which it needs:
+    ``with_temporal(preset("vit_b16"), "aim", frames=8)``."""
+    if name == "none":
+        return cfg.replace(temporal="none")
+    if name not in TEMPORAL_PRESETS:
+        raise ValueError(
+            f"unknown temporal module setting {name!r}; choose one of "
+            f"{['none', *TEMPORAL_PRESETS]}"
+        )
+    changes = dict(TEMPORAL_PRESETS[name])
+    if changes["temporal"] == "aim":
+        changes["temporal_frames"] = frames
+    return require_config(cfg).replace(**changes)
 
 
 def require_config(cfg) -> ModelConfig:

@@ -47,6 +47,31 @@ def merge_macs(cfg: ModelConfig, frames: int) -> dict[str, int]:
     return parts
 
 
+def temporal_macs(cfg: ModelConfig, frames: int) -> dict[str, int]:
+    """One block's temporal module (spec/00-method.md §12.3) at a stage with T = frames, for one
+    clip, by part; {} without a module.
+
+    ST-Adapter, per placement p ("attn", "mlp"): T*L*C*C_a (fc1) + T*L*C_a*3 (the (3, 1, 1)
+    conv, the padded taps counted as torch counts them) + T*L*C_a*C (fc2), patch tokens only.
+    AIM: ``temporal_attention`` N*T*C*3C (qkv) + 2*N*T*T*C (scores, weights x values over time)
+    + N*T*C*C (proj), and each of ``t_adapter``, ``s_adapter``, ``mlp_adapter`` 2*T*N*C*C_a.
+    The temporal embedding is an addition and costs nothing.
+    """
+    T, N, L, C, Ca = frames, cfg.num_tokens, cfg.num_patches, cfg.width, cfg.adapter_width
+    if cfg.temporal == "st_adapter":
+        one = T * L * C * Ca + T * L * Ca * 3 + T * L * Ca * C
+        return {p: one for p in ("attn", "mlp") if p in cfg.temporal_placement}
+    if cfg.temporal == "aim":
+        adapter = 2 * T * N * C * Ca
+        return {
+            "temporal_attention": N * T * C * 3 * C + 2 * N * T * T * C + N * T * C * C,
+            "t_adapter": adapter,
+            "s_adapter": adapter,
+            "mlp_adapter": adapter,
+        }
+    return {}
+
+
 def head_macs(cfg: ModelConfig) -> int:
     """One clip: C*E (projection) + E*K (head), each only where the model has it."""
     proj = cfg.width * cfg.embed_dim if cfg.embed_dim is not None else 0
@@ -56,16 +81,21 @@ def head_macs(cfg: ModelConfig) -> int:
 def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     """MACs of InTI on `batch` clips of `frames` frames (spec/00-method.md §4).
 
-    Returns a dict of ints: ``patch_embed``, ``blocks``, ``predictor``, ``interpolation``,
-    ``head``, ``total``; ``matmul``, the part a matrix-product counter such as
-    FlopCounterMode sees (everything but the elementwise interpolation); and
-    ``per_block``, a list of (frames, MACs) for each block in order.
+    Returns a dict of ints: ``patch_embed``, ``blocks``, ``temporal`` (only with a temporal
+    module: the modules of spec/00-method.md §12.3, each at the frames left at its block),
+    ``predictor``, ``interpolation``, ``head``, ``total``; ``matmul``, the part a matrix-product counter such
+    as FlopCounterMode sees (everything but the elementwise interpolation); and
+    ``per_block``, a list of (frames, MACs) for each block in order, the image block alone
+    (a module's share is ``temporal_macs(cfg, frames)``).
     """
     check_frames(frames, cfg)  # a positive integer that the schedule can halve
     frames = int(frames)
-    t, per_block, predictor, interpolation = frames, [], 0, 0
+    t, per_block, predictor, interpolation, temporal = frames, [], 0, 0, 0
+    modules = set(cfg.module_blocks)
     for i in range(1, cfg.depth + 1):
         per_block.append((t, batch * t * block_macs(cfg)))
+        if i in modules:
+            temporal += batch * sum(temporal_macs(cfg, t).values())
         if i in cfg.schedule:
             parts = merge_macs(cfg, t)
             interpolation += batch * parts.pop("interpolation")
@@ -74,6 +104,7 @@ def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     out = {
         "patch_embed": batch * frames * patch_embed_macs(cfg),
         "blocks": sum(m for _, m in per_block),
+        **({"temporal": temporal} if cfg.temporal != "none" else {}),
         "predictor": predictor,
         "interpolation": interpolation,
         "head": batch * head_macs(cfg),
@@ -89,7 +120,9 @@ def compare(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
 
     Naive is the same config with an empty schedule (spec/00-method.md §5, invariant 5). Returns
     ``{"naive": count_macs(naive), "inti": count_macs(cfg), "reduction": {part: 1 - InTI/naive}}``
-    with the reduction for the blocks alone and for the total (predictor included).
+    with the reduction for the blocks alone and for the total (predictor included); with
+    temporal modules (spec/00-method.md §12.3), both sides keep them ("naive + module" against
+    "InTI + module"), and the reduction of the modules alone is ``temporal``.
 
     >>> from ref.config import preset
     >>> round(compare(preset("vit_l14", schedule=(6,)), frames=8)["reduction"]["blocks"], 4)
@@ -102,7 +135,10 @@ def compare(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
     return {
         "naive": naive,
         "inti": inti,
-        "reduction": {part: 1 - inti[part] / naive[part] for part in ("blocks", "total")},
+        "reduction": {
+            part: 1 - inti[part] / naive[part]
+            for part in ("blocks", "total") + (("temporal",) if naive.get("temporal") else ())
+        },
     }
 
 

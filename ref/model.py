@@ -38,7 +38,8 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
     ``embed`` (b, T0, N, C); ``blocks.{i}`` the tokens after block i (0-based, like the
     parameter names); at merge j, ``merges.{j}.scores``, ``merges.{j}.weights`` and
     ``merges.{j}.tokens`` (the merged tokens); then ``pooled``, ``features``, ``logits``.
-    The schedule counts blocks from 1: S = (k,) merges after ``blocks.{k-1}``.
+    The schedule counts blocks from 1: S = (k,) merges after ``blocks.{k-1}``. Temporal
+    modules (spec/00-method.md §12) live inside their blocks and add no trace entries.
     """
     require_config(cfg)
     check_video(video, cfg)
@@ -48,8 +49,10 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
     x = embed(params, video, cfg=cfg)  # (b, T0, N, C)
     trace["embed"] = x
     merges = {k: j for j, k in enumerate(cfg.schedule)}
+    modules = set(cfg.module_blocks)  # blocks (from 1) with a temporal module, §12
     for i in range(cfg.depth):
-        x = block(scope(params, f"blocks.{i}."), x, cfg=cfg)  # (b, t, N, C): frames stay apart
+        # (b, t, N, C): frames stay apart, unless the block carries a temporal module
+        x = block(scope(params, f"blocks.{i}."), x, cfg=cfg, temporal=i + 1 in modules)
         trace[f"blocks.{i}"] = x
         if i + 1 in merges:
             j = merges[i + 1]

@@ -7,6 +7,8 @@ and linear weights are stored (out, in) as in `nn.Linear`, so ``y = x @ W.T + b`
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .config import ModelConfig, require_config
@@ -24,6 +26,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["patch_embed.bias"] = (C,)
     shapes["cls_token"] = (C,)
     shapes["pos_embed"] = (N, C)
+    if cfg.temporal == "aim":  # AIM's temporal embedding, (1, T0, C) in AIM [§12.2]
+        shapes["temporal_embed.weight"] = (cfg.temporal_frames, C)
     if cfg.ln_pre:
         shapes["ln_pre.weight"] = (C,)
         shapes["ln_pre.bias"] = (C,)
@@ -43,6 +47,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
             b + "mlp.fc2.weight": (C, H),
             b + "mlp.fc2.bias": (C,),
         }
+        if i + 1 in cfg.module_blocks:
+            shapes |= temporal_shapes(cfg, b + "temporal.")
     shapes["ln_post.weight"] = (C,)
     shapes["ln_post.bias"] = (C,)
     if cfg.embed_dim is not None:
@@ -74,14 +80,64 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+AIM_ADAPTERS = ("t_adapter", "s_adapter", "mlp_adapter")  # AIM's T_, S_ and MLP_Adapter
+
+
+def temporal_shapes(cfg: ModelConfig, prefix: str) -> dict[str, tuple[int, ...]]:
+    """One block's temporal module (spec/00-method.md §12.1, §12.2), keys under `prefix`.
+
+    ST-Adapter: ``{p}.fc1`` (C_a, C), ``{p}.conv`` (C_a, 1, 3, 1, 1), ``{p}.fc2`` (C, C_a), each
+    with a bias, for p in temporal_placement (ST-Adapter's ``adapter_pre_{p}``). AIM:
+    ``{a}.fc1`` (C_a, C) and ``{a}.fc2`` (C, C_a) with biases, for its three adapters."""
+    C, Ca = cfg.width, cfg.adapter_width
+    if cfg.temporal == "st_adapter":
+        parts = {"fc1.weight": (Ca, C), "fc1.bias": (Ca,), "conv.weight": (Ca, 1, 3, 1, 1),
+                 "conv.bias": (Ca,), "fc2.weight": (C, Ca), "fc2.bias": (C,)}
+        names = [p for p in ("attn", "mlp") if p in cfg.temporal_placement]
+    else:  # "aim"
+        parts = {"fc1.weight": (Ca, C), "fc1.bias": (Ca,), "fc2.weight": (C, Ca), "fc2.bias": (C,)}
+        names = list(AIM_ADAPTERS)
+    return {f"{prefix}{name}.{k}": shape for name in names for k, shape in parts.items()}
+
+
+_TEMPORAL_KEY = re.compile(r"^(temporal_embed\.|blocks\.\d+\.temporal\.)")
+
+
+def is_temporal_key(key: str) -> bool:
+    """Whether `key` belongs to a temporal module (spec/00-method.md §12): ``temporal_embed.*``
+    or ``blocks.{i}.temporal.*``."""
+    return bool(_TEMPORAL_KEY.match(key))
+
+
+def temporal_prefixes(cfg: ModelConfig) -> tuple[str, ...]:
+    """The key prefixes of cfg's temporal modules, for ``init_params(..., prefix=...)``."""
+    if cfg.temporal == "none":
+        return ()
+    return ("temporal_embed.", *(f"blocks.{k - 1}.temporal." for k in cfg.module_blocks))
+
+
+def _zero_at_init(key: str) -> bool:
+    """The temporal parameters that start at zero, so that an untrained module adds exactly
+    nothing (spec/00-method.md §12.4): ST-Adapter's conv and both biases [ST-Adapter]; each AIM
+    adapter's output layer and its input bias, and the temporal embedding [AIM]."""
+    if key == "temporal_embed.weight":
+        return True
+    if ".temporal." not in key:
+        return False
+    return key.endswith(("conv.weight", "conv.bias", "fc1.bias", "fc2.bias")) or (
+        key.endswith("fc2.weight") and key.split(".")[-3] in AIM_ADAPTERS
+    )
+
+
 def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """The initial value of one parameter (float64).
 
     Linear and conv weights are N(0, 1/fan_in); biases and embeddings are N(0, 0.02^2);
     LayerNorm scales start near 1. The predictor's score layer is zero [ours, spec/00-method.md §3.4],
-    so an untrained InTI model averages each pair of frames exactly.
+    so an untrained InTI model averages each pair of frames exactly; so are the temporal
+    parameters of `_zero_at_init` (spec/00-method.md §12.4), so an untrained module adds nothing.
     """
-    if key.endswith(("score.weight", "score.bias")):
+    if key.endswith(("score.weight", "score.bias")) or _zero_at_init(key):
         return np.zeros(shape)
     if key.endswith(
         ("norm.weight", "norm1.weight", "norm2.weight", "ln_pre.weight", "ln_post.weight")
@@ -92,14 +148,19 @@ def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
     return rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))
 
 
-def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float64, prefix: str = "") -> Params:
+def init_params(
+    cfg: ModelConfig, seed: int = 0, dtype=np.float64, prefix: str | tuple = ""
+) -> Params:
     """Seeded random parameters with exactly the keys and shapes of `param_shapes` (see
-    `init_value`). With `prefix`, only the keys that start with it (e.g. ``"merges."`` for
-    fresh predictors beside converted backbone weights); the draws then differ from the
-    full dict's for the same seed."""
+    `init_value`). With `prefix` (a string or a tuple of them), only the keys that start with
+    it (e.g. ``"merges."`` for fresh predictors beside converted backbone weights, with
+    `temporal_prefixes(cfg)` for fresh temporal modules); the draws then differ from the
+    full dict's for the same seed. The temporal modules (spec/00-method.md §12) draw from a stream
+    of their own, so every other key has the same values as for ``cfg.replace(temporal="none")``."""
     rng = np.random.default_rng(seed)
+    temporal_rng = np.random.default_rng([int(seed), 5])  # its own: the rest is drawn as without
     return {
-        key: init_value(key, shape, rng).astype(dtype)
+        key: init_value(key, shape, temporal_rng if is_temporal_key(key) else rng).astype(dtype)
         for key, shape in param_shapes(cfg).items()
         if key.startswith(prefix)
     }
@@ -190,6 +251,28 @@ def randomize_scores(params: Params, cfg: ModelConfig, seed: int = 0, scale: flo
     return out
 
 
+def randomize_temporal(
+    params: Params, cfg: ModelConfig, seed: int = 0, scale: float = 1.0
+) -> Params:
+    """A copy of `params` whose temporal parameters that start at zero (`_zero_at_init`) are
+    random, so that the modules of spec/00-method.md §12 do something [ours: a setting for
+    tests, not training]. Weights ~ scale * N(0, 1/fan_in), biases and the temporal embedding ~
+    0.1 * scale * N(0, 1), each in the dtype it had. A no-op without temporal modules."""
+    rng = np.random.default_rng([int(seed), 3])
+    out = dict(params)
+    for key, value in params.items():
+        if not _zero_at_init(key):
+            continue
+        value = np.asarray(value)
+        if key.endswith(".weight") and key != "temporal_embed.weight":
+            fan_in = int(np.prod(value.shape[1:]))
+            new = scale * rng.standard_normal(value.shape) / np.sqrt(fan_in)
+        else:
+            new = 0.1 * scale * rng.standard_normal(value.shape)
+        out[key] = new.astype(value.dtype)
+    return out
+
+
 def scope(params: Params, prefix: str) -> Params:
     """The sub-dict under ``prefix`` with the prefix stripped.
 
@@ -201,5 +284,13 @@ def backbone(params: Params) -> Params:
     """The image-ViT part of an InTI parameter dict: every key but ``merges.*``.
 
     With it, ``forward(backbone(p), video, cfg.replace(schedule=()))`` is the naive
-    adaptation of the same weights (spec/00-method.md §5, invariant 5)."""
+    adaptation of the same weights (spec/00-method.md §5, invariant 5). Temporal modules
+    (§12) stay, so that the naive model keeps them ("naive + module"); `without_temporal`
+    removes them."""
     return {k: v for k, v in params.items() if not k.startswith("merges.")}
+
+
+def without_temporal(params: Params) -> Params:
+    """Every key but the temporal modules' (spec/00-method.md §12): the parameters of
+    ``cfg.replace(temporal="none")``, the same model without its modules."""
+    return {k: v for k, v in params.items() if not is_temporal_key(k)}

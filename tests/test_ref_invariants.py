@@ -23,6 +23,10 @@ from inti.tolerances import rel_err
 from strategies import configs, cases, make_video, nano_case, randomize_scores
 from tolerances import assert_close, tolerance
 
+# spec/00-method.md §12.4: a temporal module mixes the frames of its stage, so invariant 6 (and
+# invariant 5 read as "frame by frame") holds without modules only; the tests of those invariants
+# say so with temporals=WITHOUT_MODULES. tests/test_ref_temporal.py states what holds with them.
+WITHOUT_MODULES = ("none",)
 F64 = "float64"
 EPS64 = tolerance(F64)  # the float64 bar, also used as the relative slack of exact-in-theory bounds
 
@@ -160,7 +164,7 @@ def test_identical_frames_merge_to_themselves(case):
     assert_close(y, expected, F64, name=f"merged identical frames ({cfg.weight_fn})")
 
 
-@given(case=cases(configs(min_merges=1, weight_fns=("softmax", "mean"))))
+@given(case=cases(configs(min_merges=1, weight_fns=("softmax", "mean"), temporals=WITHOUT_MODULES)))
 @example(case=nano_case())
 def test_identical_frames_in_the_model(case):
     """Duplicated input frames stay equal through the blocks, and the first merge returns them."""
@@ -200,7 +204,7 @@ def test_zero_init_merge_is_exactly_the_mean(case):
 
 # ---- 5. S = () is the naive adaptation -----------------------------------------------------
 
-@given(case=cases())
+@given(case=cases(configs(temporals=WITHOUT_MODULES)))
 @example(case=nano_case())
 def test_empty_schedule_is_naive_per_frame_average(case):
     """forward with S = () equals running the image model on each frame alone (T = 1) and
@@ -225,7 +229,7 @@ def test_empty_schedule_is_naive_per_frame_average(case):
 
 # ---- 6. frames are independent within a stage ------------------------------------------------
 
-@given(case=cases(configs(max_merges=0)), data=st.data())
+@given(case=cases(configs(max_merges=0, temporals=WITHOUT_MODULES)), data=st.data())
 @example(case=nano_case(schedule=()), data=None)
 def test_blocks_never_mix_frames(case, data):
     """S = (): changing frame f's pixels changes only frame f, in every trace entry."""
@@ -258,10 +262,11 @@ def traces_with_one_frame_changed(case, data, default: int):
     return f, before, after
 
 
-@given(case=cases(), data=st.data())
+@given(case=cases(configs(temporals=WITHOUT_MODULES)), data=st.data())
 @example(case=nano_case(frames=8), data=None)
 def test_frames_independent_before_the_first_merge(case, data):
-    """With any schedule, every entry before the first merge sees only its own frame."""
+    """With any schedule, every entry before the first merge sees only its own frame (without
+    temporal modules: spec/00-method.md §12.4)."""
     cfg, T0 = case.cfg, case.video.shape[1]
     f, before, after = traces_with_one_frame_changed(case, data, default=2)
     keep = [t for t in range(T0) if t != f]
@@ -271,7 +276,7 @@ def test_frames_independent_before_the_first_merge(case, data):
             assert_close(after[key][:, keep], before[key][:, keep], F64, name=f"{key}, frames {keep}")
 
 
-@given(case=cases(configs(min_merges=1, branch_pool=("token", "frame"))), data=st.data())
+@given(case=cases(configs(min_merges=1, branch_pool=("token", "frame"), temporals=WITHOUT_MODULES)), data=st.data())
 @example(case=nano_case(frames=8, branches=("token", "frame")), data=None)
 def test_without_local_and_clip_each_group_is_independent(case, data):
     """Only the local and clip branches look across frames: without them, input frame f
@@ -291,7 +296,8 @@ def test_without_local_and_clip_each_group_is_independent(case, data):
             assert_close(after[key][:, keep], before[key][:, keep], F64, name=f"{key}, frames {keep} (input frame {f} changed)")
 
 
-@given(case=cases(configs(min_merges=1, branch_pool=("token", "local", "frame"), weight_fns=("softmax", "sigmoid"))), data=st.data())
+@given(case=cases(configs(min_merges=1, branch_pool=("token", "local", "frame"), weight_fns=("softmax", "sigmoid"),
+                          temporals=WITHOUT_MODULES)), data=st.data())
 @example(case=nano_case(frames=8, branches=("local",)), data=None)
 def test_local_branch_reaches_one_frame_each_side(case, data):
     """The 3x3x3 local branch: at the first merge, input frame f moves only the scores of
@@ -322,7 +328,7 @@ def test_clip_branch_looks_across_the_clip():
 
 
 @given(
-    cfg=configs(),
+    cfg=configs(temporals=WITHOUT_MODULES),
     frames=st.integers(1, 4),
     data=st.data(),
 )

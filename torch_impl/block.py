@@ -1,4 +1,5 @@
-"""Mirror of ref/block.py: the MLP and the pre-norm residual block."""
+"""Mirror of ref/block.py: the MLP and the pre-norm residual block, and the blocks that carry a
+temporal module (spec/00-method.md §12): `STAdapterBlock` and `AIMBlock`. `make_block` picks one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ref.config import ModelConfig
 
 from .attention import Attention
 from .layers import ACTIVATIONS, LayerNorm
+from .temporal import Bottleneck, STAdapter, temporal_attention
 
 
 class Mlp(nn.Module):
@@ -37,3 +39,44 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+class STAdapterBlock(Block):
+    """The block with ST-Adapters (§12.1) before attention and/or the MLP; a placement that is
+    not chosen is nn.Identity(). Keys ``temporal.attn.*``, ``temporal.mlp.*``."""
+
+    def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa"):
+        super().__init__(cfg, attn_path)
+        self.temporal = nn.ModuleDict(
+            {p: STAdapter(cfg) if p in cfg.temporal_placement else nn.Identity() for p in ("attn", "mlp")}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.temporal["attn"](x)
+        x = x + self.attn(self.norm1(x))
+        x = self.temporal["mlp"](x)
+        return x + self.mlp(self.norm2(x))
+
+
+class AIMBlock(Block):
+    """AIM's block (§12.2): temporal attention with the T-Adapter, spatial attention with the
+    S-Adapter (with its skip), MLP plus s * MLP-Adapter. Keys ``temporal.{t,s,mlp}_adapter.*``."""
+
+    def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa"):
+        super().__init__(cfg, attn_path)
+        self.temporal = nn.ModuleDict({name: Bottleneck(cfg) for name in ("t_adapter", "s_adapter", "mlp_adapter")})
+        self.scale = cfg.temporal_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + temporal_attention(self, x)  # frames mix here
+        y = self.attn(self.norm1(x))
+        x = x + (y + self.temporal["s_adapter"](y))
+        h = self.norm2(x)
+        return x + self.mlp(h) + self.scale * self.temporal["mlp_adapter"](h)
+
+
+def make_block(cfg: ModelConfig, index: int, attn_path: str = "sdpa") -> Block:
+    """Block `index` (counted from 1): with cfg's temporal module if index is in cfg.module_blocks."""
+    if index not in cfg.module_blocks:
+        return Block(cfg, attn_path)
+    return {"st_adapter": STAdapterBlock, "aim": AIMBlock}[cfg.temporal](cfg, attn_path)

@@ -12,11 +12,12 @@ from torch import nn
 from ref.config import ModelConfig, require_config
 
 from .attention import PATHS
-from .block import Block
+from .block import make_block
 from .checks import check_frames, check_output, check_video
 from .embed import patch_embed
 from .interpolation import Merge
 from .layers import LayerNorm
+from .temporal import TemporalEmbedding
 
 
 class InTIModel(nn.Module):
@@ -40,8 +41,11 @@ class InTIModel(nn.Module):
         self.patch_embed = nn.Conv2d(3, C, cfg.patch_size, stride=cfg.patch_size, bias=cfg.patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(C))
         self.pos_embed = nn.Parameter(torch.zeros(cfg.num_tokens, C))
+        # AIM's temporal embedding (spec/00-method.md §12.2); nn.Identity() without it
+        self.temporal_embed = TemporalEmbedding(cfg.temporal_frames, C) if cfg.temporal == "aim" else nn.Identity()
         self.ln_pre = LayerNorm(C, eps=cfg.ln_eps) if cfg.ln_pre else nn.Identity()
-        self.blocks = nn.ModuleList(Block(cfg, attn_path) for _ in range(cfg.depth))
+        # blocks in cfg.module_blocks carry the temporal module of spec/00-method.md §12
+        self.blocks = nn.ModuleList(make_block(cfg, i + 1, attn_path) for i in range(cfg.depth))
         self.ln_post = LayerNorm(C, eps=cfg.ln_eps)
         # Parts a config switches off are nn.Identity(): no parameters, so the state_dict keys
         # stay spec/00-method.md §3.5's, and forward reads without tests of cfg.
@@ -64,13 +68,13 @@ class InTIModel(nn.Module):
         return self
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
-        """Patch embedding, class token first, positions added, then ln_pre (spec/00-method.md §2.1-2.2).
-        (b, t, 3, H, W) -> (b, t, N, C)."""
+        """Patch embedding, class token first, positions added (and AIM's temporal embedding,
+        spec/00-method.md §12.2), then ln_pre (spec/00-method.md §2.1-2.2). (b, t, 3, H, W) -> (b, t, N, C)."""
         patches = patch_embed(self.patch_embed, video)  # (b, t, L, C)
         b, t, _, c = patches.shape
         cls = self.cls_token.to(patches.dtype).expand(b, t, 1, c)
         x = torch.cat([cls, patches], dim=2) + self.pos_embed.to(patches.dtype)  # (b, t, N, C)
-        return self.ln_pre(x)
+        return self.ln_pre(self.temporal_embed(x))
 
     def readout(self, x: torch.Tensor) -> dict:
         """ln_post on each frame's class token, mean over frames, projection [ours: after the

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ref.config import ModelConfig
-from ref.params import check_params, init_params, key_report, param_shapes
+from ref.params import check_params, init_params, is_temporal_key, key_report, param_shapes, temporal_prefixes
 
 from .params import as_array
 
@@ -81,10 +81,13 @@ _RESHAPED = {"timm": {"cls_token": "lead", "pos_embed": "lead"}, "clip": {"proj.
 
 def external_key(key: str, layout: str) -> str:
     """The name that `layout` gives our key: external_key("blocks.3.norm1.weight", "clip") ->
-    "transformer.resblocks.3.ln_1.weight". Keys with no counterpart (merges.*) raise KeyError."""
+    "transformer.resblocks.3.ln_1.weight". Keys with no counterpart (merges.*, and the temporal
+    modules of spec/00-method.md §12) raise KeyError."""
     family = _family(layout)
     if key.startswith("merges."):
         raise KeyError(f"{key!r} is InTI's predictor θ; the {layout} layout has no counterpart")
+    if is_temporal_key(key):
+        raise KeyError(f"{key!r} is a temporal module (spec/00-method.md §12); the {layout} layout of an image ViT has no counterpart")
     if family == "timm":
         return _TIMM_TOP.get(key, key)
     match = _BLOCK_KEY.match(key)
@@ -96,8 +99,9 @@ def external_key(key: str, layout: str) -> str:
 def key_map(cfg: ModelConfig, layout: str) -> dict[str, str]:
     """Our key -> the layout's key, for every backbone parameter of `cfg` (spec/00-method.md §3.5 order).
 
-    The predictor θ (``merges.*``) is InTI's own and has no counterpart in an image model."""
-    return {k: external_key(k, layout) for k in param_shapes(cfg) if not k.startswith("merges.")}
+    The predictor θ (``merges.*``) is InTI's own and has no counterpart in an image model, nor do
+    the temporal modules (spec/00-method.md §12)."""
+    return {k: external_key(k, layout) for k in param_shapes(cfg) if not (k.startswith("merges.") or is_temporal_key(k))}
 
 
 def _their_shape(key: str, shape: tuple, family: str) -> tuple:
@@ -359,6 +363,14 @@ def init_predictor(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> dict[st
     return init_params(cfg, seed, dtype, prefix="merges.")
 
 
+def init_new_parts(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
+    """Everything an image checkpoint does not hold, drawn fresh by ref.params.init_params' rule:
+    the predictors ``merges.*`` (the very values of `init_predictor`) and the temporal modules of
+    spec/00-method.md §12 (from their own seeded stream), whose zero-init
+    parts (§12.4) make the converted model, before training, exactly InTI on the image model."""
+    return init_params(cfg, seed, dtype, prefix=("merges.", *temporal_prefixes(cfg)))
+
+
 # ---- the two directions -----------------------------------------------------------------------
 
 
@@ -375,9 +387,11 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     image_size: None keeps the checkpoint's; another multiple of the patch size resamples the
     position grid bicubically (`resample_pos_embed`; antialias=True by default [ours], as
     timm's and open_clip's own loaders do).
-    schedule: where InTI merges (spec/00-method.md §3). Its predictors are new: `init_predictor(cfg, seed)`.
-    overrides: ModelConfig fields the shapes cannot tell (heads, activation, ln_eps) and the
-    predictor's options (reduction, branches, weight_fn, weight_granularity).
+    schedule: where InTI merges (spec/00-method.md §3). Its predictors are new, and so are the
+    temporal modules that `overrides` may ask for: `init_new_parts(cfg, seed)`.
+    overrides: ModelConfig fields the shapes cannot tell (heads, activation, ln_eps), the
+    predictor's options (reduction, branches, weight_fn, weight_granularity) and the temporal
+    modules' (temporal, temporal_width, temporal_blocks, ..., spec/00-method.md §12).
 
     The backbone arrays keep their dtype (views where the layout allows); the predictor's
     take the dtype of the position embedding."""
@@ -401,7 +415,7 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     if image_size is not None and image_size != native.image_size:
         cfg = cfg.replace(image_size=image_size)  # validated: a multiple of the patch size
         params["pos_embed"] = resample_pos_embed(params["pos_embed"], native.grid, cfg.grid, antialias=antialias)
-    params |= init_predictor(cfg, seed, dtype=params["pos_embed"].dtype)
+    params |= init_new_parts(cfg, seed, dtype=params["pos_embed"].dtype)
     check_params(params, cfg)
     return params, cfg
 
@@ -430,7 +444,8 @@ def export_state_dict(params: dict, cfg: ModelConfig, layout: str, *, prefix: st
     (``"visual."`` for a whole CLIP model's layout).
 
     The inverse of `convert_state_dict`: converting and exporting gives back the same arrays.
-    The predictor θ (``merges.*``) has no place in an image model and is left out. Raises
+    The predictor θ (``merges.*``) and the temporal modules (spec/00-method.md §12) have no place
+    in an image model and are left out. Raises
     ValueError when the layout cannot hold the model (`check_exportable`)."""
     check_params(params, cfg)
     check_exportable(cfg, layout)

@@ -1,5 +1,7 @@
 """ref: the executable specification of InTI in NumPy (spec/00-method.md), read next to spec/.
 
+A "§n" in these files cites section n of the method chapter, spec/00-method.md.
+
 One concept per file, in the order data flows: config, params, checks, layers, embed,
 attention, temporal (the optional temporal modules, spec/00-method.md §12), block, predictor,
 interpolation, model, cost, and preprocess (pixels in).

@@ -44,7 +44,7 @@ class ModelConfig:
     branches: tuple[str, ...] = BRANCHES  # any subset of ("token", "local", "frame", "clip")
     weight_fn: str = "softmax"  # "softmax" [paper]; "sigmoid" or "mean" for ablation [ours]
     weight_granularity: str = "token"  # "token": one weight per token [ours]; "channel": C weights
-    # --- temporal modules beside the merges (spec/00-method.md §12) [ours, after ST-Adapter, AIM] ---
+    # --- temporal modules beside the merges (§12) [ours, after ST-Adapter, AIM] ---
     temporal: str = "none"  # "none", "st_adapter" (§12.1) or "aim" (§12.2)
     temporal_width: int | None = None  # [C_a] bottleneck; None: C // 2 (ST-Adapter), C // 4 (AIM)
     temporal_blocks: tuple[int, ...] = ()  # blocks (counted from 1) with a module; (): every block
@@ -336,7 +336,9 @@ def with_temporal(cfg: ModelConfig, name: str, frames: int | None = None) -> Mod
 def require_config(cfg) -> ModelConfig:
     """`cfg` itself if it is a ModelConfig; a clear TypeError for anything else (a dict, a name)."""
     if not isinstance(cfg, ModelConfig):
-        hint = "; build one with ref.ModelConfig(**d) or ref.preset(name)" if isinstance(cfg, dict) else ""
+        hint = ""
+        if isinstance(cfg, dict):
+            hint = "; build one with ref.ModelConfig(**d) or ref.preset(name)"
         raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}{hint}")
     return cfg
 

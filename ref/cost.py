@@ -1,6 +1,6 @@
 """The analytic cost model (spec/00-method.md §4): MACs per part, and what a matmul counter sees.
 
-Convention [ours, spec/00-method.md §4]: one multiply-accumulate = 1 MAC (what fvcore and video papers
+Convention [ours, §4]: one multiply-accumulate = 1 MAC (what fvcore and video papers
 call "FLOPs"); torch's FlopCounterMode reports 2 x MACs. Every matrix product, einsum,
 convolution and the interpolation's multiplies count; normalization, softmax, activations,
 means and additions do not; biases are ignored.
@@ -83,8 +83,8 @@ def count_macs(cfg: ModelConfig, frames: int, batch: int = 1) -> dict:
 
     Returns a dict of ints: ``patch_embed``, ``blocks``, ``temporal`` (only with a temporal
     module: the modules of spec/00-method.md §12.3, each at the frames left at its block),
-    ``predictor``, ``interpolation``, ``head``, ``total``; ``matmul``, the part a matrix-product counter such
-    as FlopCounterMode sees (everything but the elementwise interpolation); and
+    ``predictor``, ``interpolation``, ``head``, ``total``; ``matmul``, the part a matrix-product
+    counter such as FlopCounterMode sees (everything but the elementwise interpolation); and
     ``per_block``, a list of (frames, MACs) for each block in order, the image block alone
     (a module's share is ``temporal_macs(cfg, frames)``).
     """

@@ -1,4 +1,4 @@
-"""Pixels to tokens (spec/00-method.md §2, steps 1-2): patch embedding, class token, positions, ln_pre."""
+"""Pixels to tokens (§2, steps 1-2): patch embedding, class token, positions, ln_pre."""
 
 from __future__ import annotations
 

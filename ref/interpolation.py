@@ -22,7 +22,7 @@ def pair(x: np.ndarray) -> np.ndarray:
 
 
 def merge_weights(scores: np.ndarray, weight_fn: str) -> np.ndarray:
-    """Scores to weights a, same shape as scores: (b, t, N) or (b, t, N, C). spec/00-method.md §3.3.
+    """Scores to weights a, same shape as scores: (b, t, N) or (b, t, N, C). §3.3.
 
     - softmax [paper]: over the two frames of each pair, max subtracted first, so the
       weights are in (0, 1) and sum to 1 within a pair.
@@ -39,7 +39,7 @@ def merge_weights(scores: np.ndarray, weight_fn: str) -> np.ndarray:
 
 
 def interpolate(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """y[b, p, n] = a[b, 2p, n] x[b, 2p, n] + a[b, 2p+1, n] x[b, 2p+1, n]  (spec/00-method.md §3.2).
+    """y[b, p, n] = a[b, 2p, n] x[b, 2p, n] + a[b, 2p+1, n] x[b, 2p+1, n]  (§3.2).
 
     x: (b, t, N, C); weights: (b, t, N) per token [ours], broadcast over C, or (b, t, N, C)
     per channel. Tokens are matched by index n, and the class token (n = 0) is merged like
@@ -66,7 +66,7 @@ def merge(params: dict, x: np.ndarray, *, cfg: ModelConfig) -> tuple[np.ndarray,
 
 
 def contributions(weights: list[np.ndarray]) -> np.ndarray:
-    """spec/00-method.md §6 [ours]: how much input frame f, token n, reaches the output frame it ends in.
+    """§6 [ours]: how much input frame f, token n, reaches the output frame it ends in.
 
     weights: the weights of each merge in order, shapes (b, T0, N), (b, T0/2, N), ...
     or with a trailing C axis for channel granularity. Returns c of shape (b, T0, N) with

@@ -12,7 +12,7 @@ from scipy.special import erf, expit
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis (spec/00-method.md §2): (x - mean) / sqrt(var + eps) * weight + bias.
+    """LayerNorm over the last axis (§2): (x - mean) / sqrt(var + eps) * weight + bias.
 
     x: (..., C); weight, bias: (C,). The variance is the biased one, as in torch.
     """

@@ -1,4 +1,4 @@
-"""The whole forward (spec/00-method.md §2-3): embed, blocks with Φ at the schedule, readout, head."""
+"""The whole forward (§2-3): embed, blocks with Φ at the schedule, readout, head."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parameter names and shapes (spec/00-method.md §3.5, [ours]), seeded initialization, and checking a dict.
+"""Parameter names and shapes (§3.5, [ours]), seeded initialization, and checking a dict.
 
 The flat dict with dotted keys is the one interface that `ref`, `torch_impl`, saved files
 and the checkpoint converters share: its keys are the torch model's `state_dict` keys,
@@ -57,7 +57,7 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["head.weight"] = (cfg.num_classes, cfg.feature_dim)
         shapes["head.bias"] = (cfg.num_classes,)
     score_out = C if cfg.weight_granularity == "channel" else 1
-    predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, spec/00-method.md §3.3]
+    predicted = cfg.weight_fn != "mean"  # the mean baseline is parameter-free [ours, §3.3]
     for j in range(len(cfg.schedule) if predicted else 0):
         m = f"merges.{j}."
         shapes |= {
@@ -133,7 +133,7 @@ def init_value(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
     """The initial value of one parameter (float64).
 
     Linear and conv weights are N(0, 1/fan_in); biases and embeddings are N(0, 0.02^2);
-    LayerNorm scales start near 1. The predictor's score layer is zero [ours, spec/00-method.md §3.4],
+    LayerNorm scales start near 1. The predictor's score layer is zero [ours, §3.4],
     so an untrained InTI model averages each pair of frames exactly; so are the temporal
     parameters of `_zero_at_init` (spec/00-method.md §12.4), so an untrained module adds nothing.
     """

@@ -1,4 +1,4 @@
-"""θ, the multi-scale weight predictor (spec/00-method.md §3.4): reduce, four context branches, fuse, score.
+"""θ, the multi-scale weight predictor (§3.4): reduce, four context branches, fuse, score.
 
 The paper says "multi-scale context-aware network" with four lightweight networks; the
 structure written here is [ours] (spec/00-method.md §3.4). `params` holds one merge's keys without

@@ -255,3 +255,18 @@ def test_pretrained_weights_that_miss_a_backbone_key_fail_loudly():
 def test_a_bf16_autocast_step_runs(tmp_path):
     _, history = run(tmp_path, recipe=RECIPE.replace(steps=2, bf16=True, eval_every=0))
     assert all(math.isfinite(r["loss"]) for r in history if "loss" in r)
+
+
+def test_temporal_modules_form_their_own_group_and_train_with_a_frozen_backbone(tmp_path, capsys):
+    from ref.config import with_temporal
+
+    cfg = with_temporal(CFG, "st_adapter")
+    groups = {g["group"] for g in param_groups(model(cfg=cfg), RECIPE.replace(freeze_backbone=True))}
+    assert groups == {"theta", "head", "temporal"}
+    assert main(["train", "--synthetic", "motion", "--synthetic-train", "16", "--synthetic-val", "8", "--steps", "2",
+                 "--batch-size", "8", "--temporal", "st_adapter", "--freeze-backbone", "--frames", "8",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    params, trained_cfg = load_params(tmp_path / "run" / "last.safetensors")
+    assert trained_cfg.temporal == "st_adapter" and any("temporal" in k for k in params)
+    assert main(["train", "--synthetic", "motion", "--temporal", "lstm", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "unknown temporal module setting 'lstm'" in capsys.readouterr().err

@@ -114,6 +114,10 @@ def run(args) -> int:
             changes["schedule"] = parse_schedule(args.schedule)
         try:
             cfg = source.replace(**changes)
+            if args.temporal is not None:
+                from ref.config import with_temporal
+
+                cfg = with_temporal(cfg, args.temporal, frames=args.frames)
             from ref.checks import check_frames
 
             check_frames(args.frames, cfg)
@@ -172,6 +176,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "file, or a timm model name whose weights timm holds locally (nothing is downloaded)")
     g.add_argument("--frames", type=positive_int, default=8, help="frames per clip, a multiple of 2^|S| (default: 8)")
     g.add_argument("--schedule", default=None, metavar="S", help="blocks after which to merge: 2, 8,20 or none (default: the preset's)")
+    g.add_argument("--temporal", default=None, metavar="NAME",
+                   help="add temporal modules (spec/08): st_adapter, st_adapter_12x384, st_adapter_24x384, aim; "
+                        "with --freeze-backbone only they, θ and the head train")
     g = p.add_argument_group("recipe")
     g.add_argument("--steps", type=positive_int, default=150, help="optimizer steps (default: 150)")
     g.add_argument("--batch-size", type=positive_int, default=16, help="clips per step, over all processes (default: 16)")

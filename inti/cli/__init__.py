@@ -6,6 +6,7 @@
     inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [...]   train
     inti eval   --checkpoint FILE (--synthetic TASK | --list F --root D) [--views TxS]     evaluate
     inti data   TASK --out DIR                                    a synthetic task as videos and list files
+    inti export --format onnx --output FILE [--weights F] [--frames T] [--trace]   an ONNX graph + JSON sidecar
 
 One module per subcommand (cost.py, demo.py, parity.py, train.py, evaluate.py), each with `add_parser(sub)` and
 `run(args)`; common.py holds what they share. `python -m inti` is the same command. The speed
@@ -23,10 +24,10 @@ import argparse
 import os
 import sys
 
-from . import cost, data, demo, evaluate, parity, train
+from . import cost, data, demo, evaluate, export, parity, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
 
-SUBCOMMANDS = (cost, demo, parity, train, evaluate, data)
+SUBCOMMANDS = (cost, demo, parity, train, evaluate, data, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,307 @@
+"""Deploying InTI: the model as an ONNX graph, with its config in a JSON sidecar (`inti export`).
+
+    >>> from inti.export import sidecar_path
+    >>> str(sidecar_path("model.onnx"))
+    'model.onnx.json'
+
+What is exported is `ExportModule`, a thin wrapper around a `torch_impl.InTIModel` that calls the
+model's parts exactly as `InTIModel.forward` does (embed, the blocks with the merges at the
+schedule, readout) but without `check_video` / `check_output`: those are eager, data-dependent
+checks with Python control flow (the finiteness scan, the pixel range), which a graph cannot
+hold. A deployed graph therefore does not check its input; `run_onnx` checks the shape, and the
+caller checks the values where it matters.
+
+The graph's axes [ours]:
+
+- **batch: dynamic** (the input's axis 0 is the symbol ``batch``; every output follows it);
+- **frames: fixed** at export time (``--frames T``). The schedule's halvings and the merge's
+  pairing (a reshape of T into (T/2, 2)) are static for a given T, and a T that the schedule
+  cannot halve must be refused; a dynamic T would need those frame-count checks inside the
+  graph (If nodes or data-dependent shapes). Export once per clip length instead; the sidecar
+  records T and the runtime refuses any other.
+- height, width and channels are the config's (fixed by the patch grid and the positions).
+
+The exporter is torch's `torch.export`-based one (``torch.onnx.export(..., dynamo=True)``,
+onnxscript underneath). The older TorchScript exporter bakes the example batch into the
+merge's reshape (``x.shape[1] // 2`` is traced as a constant) and the graph fails at any other
+batch, so it is not used. Attention is exported on the ``explicit`` path (q k^T, softmax, times
+v: MatMul and Softmax nodes, no fused kernel needed by the runtime); the ``sdpa`` path exports
+to the same math with more shape arithmetic. The graph computes in float32.
+
+Outputs: ``logits`` (batch, K), and with ``trace=True`` also ``merges.{j}.weights`` for each
+merge j (batch, T_j, N) or (batch, T_j, N, C), the convex pair weights of `ref.forward`'s trace.
+
+Both files are written through `inti.io.atomic` (a temporary file, fsync, rename): a failure
+leaves no half-written file, and the ``.onnx`` written just before a failed sidecar is removed
+again unless a file of that name was there before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import ref
+from ref.checks import check_frames
+from ref.config import ModelConfig
+from torch_impl import from_ref_params
+
+from .io.atomic import write_bytes, write_text
+from .io.params import config_to_json
+
+FORMATS = ("onnx",)
+EXPORT_FORMAT = "inti-onnx"
+EXPORT_VERSION = 1
+DEFAULT_OPSET = 18
+INPUT_NAME = "video"
+BATCH_AXIS = "batch"
+# Nodes whose output shape or path depends on the data; the exported graph must hold none.
+DATA_DEPENDENT_OPS = ("NonZero", "TopK", "Loop", "If", "Unique", "Scan", "Where")
+MATMUL_OPS = ("MatMul", "Gemm", "Conv")
+_ONNX_HINT = "pip install onnx onnxruntime onnxscript (or pip install 'inti[export]')"
+
+
+def _import(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ImportError(f"ONNX export needs the {name} package: {_ONNX_HINT}") from None
+
+
+def sidecar_path(path) -> Path:
+    """The JSON sidecar beside an exported graph: ``model.onnx`` -> ``model.onnx.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def output_names(cfg: ModelConfig, trace: bool = False) -> list[str]:
+    return ["logits", *(f"merges.{j}.weights" for j in range(len(cfg.schedule)) if trace)]
+
+
+def check_exportable(cfg: ModelConfig, frames: int) -> None:
+    """Refuse, up front and naming the part, what this exporter cannot turn into a static graph.
+
+    Every model option of `ref.ModelConfig` exports (tested: channel granularity, sigmoid and
+    mean weights, every branch subset, ST-Adapter and AIM), so what is refused is a frame count:
+    the graph's frames axis is fixed, and T must be one the schedule can halve."""
+    try:
+        check_frames(frames, cfg)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot export for --frames {frames}: {e}") from None
+
+
+class ExportModule(nn.Module):
+    """`InTIModel.forward` without its eager checks: video (b, T, 3, H, W) -> logits (b, K), or
+    (logits, merges.0.weights, ...) with trace=True. Parts are the model's own modules."""
+
+    def __init__(self, model, trace: bool = False):
+        super().__init__()
+        self.model = model
+        self.trace = trace
+        self.merge_after = {k: j for j, k in enumerate(model.cfg.schedule)}
+
+    def forward(self, video: torch.Tensor):
+        m = self.model
+        x = m.embed(video)
+        weights = []
+        for i, blk in enumerate(m.blocks):
+            x = blk(x)
+            if i + 1 in self.merge_after:
+                x, decided = m.merges[self.merge_after[i + 1]](x)
+                weights.append(decided["weights"])
+        logits = m.readout(x)["logits"]
+        return (logits, *weights) if self.trace else logits
+
+
+def export_module(params: dict, cfg: ModelConfig, trace: bool = False) -> ExportModule:
+    """The float32 wrapper, in eval mode, on the explicit attention path."""
+    model = from_ref_params(params, cfg, dtype=torch.float32).eval()
+    model.set_attn_path("explicit")
+    return ExportModule(model, trace=trace).eval()
+
+
+def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, opset: int = DEFAULT_OPSET):
+    """The ONNX ModelProto of InTI for clips of `frames` frames, with a dynamic batch."""
+    check_exportable(cfg, frames)
+    _import("onnx")
+    _import("onnxscript")
+    wrapper = export_module(params, cfg, trace)
+    # Batch 2 in the example: torch.export would specialize a batch of 1 to a constant.
+    example = torch.zeros(2, frames, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad(), open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        program = torch.onnx.export(
+            wrapper, (example,), None, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=output_names(cfg, trace), dynamic_shapes={"video": {0: torch.export.Dim(BATCH_AXIS)}},
+            verbose=False,
+        )
+    proto = program.model_proto
+    # name the dynamic axis "batch" everywhere it shows (torch.export calls it s0 or similar)
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        if dim.dim_param or not dim.dim_value:
+            dim.dim_param = BATCH_AXIS
+    return proto
+
+
+def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str = "") -> str:
+    """The sidecar's JSON: `config_to_json`'s document (so `config_from_json` reads it back) plus an
+    "export" entry describing the graph's inputs and outputs."""
+    doc = json.loads(config_to_json(cfg))
+    t = frames
+    outputs = {"logits": [BATCH_AXIS, cfg.out_dim]}
+    for j, _ in enumerate(cfg.schedule):
+        if trace:
+            tail = [cfg.num_tokens, cfg.width] if cfg.weight_granularity == "channel" else [cfg.num_tokens]
+            outputs[f"merges.{j}.weights"] = [BATCH_AXIS, t, *tail]
+        t //= 2
+    doc["export"] = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "onnx_opset": opset,
+        "frames": frames,
+        "dynamic_axes": {INPUT_NAME: {"0": BATCH_AXIS}},
+        "inputs": {INPUT_NAME: [BATCH_AXIS, frames, 3, cfg.image_size, cfg.image_size]},
+        "outputs": outputs,
+        "dtype": "float32",
+        "attention": "explicit",
+        "weights": source,
+        "macs_per_clip": ref.count_macs(cfg, frames)["matmul"],
+        "torch": torch.__version__,
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def check_output_path(path, force: bool = False) -> Path:
+    """Refuse, before any slow work, an output that cannot be written: a missing folder, a
+    directory, an existing file (unless force)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write --output {str(path)!r}: it is a directory; give a file name such as model.onnx")
+    parent = path.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"cannot write --output {str(path)!r}: the folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot write --output {str(path)!r}: {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write --output {str(path)!r}: the folder {str(parent)!r} is not writable")
+    side = sidecar_path(path)
+    if side.is_dir():
+        raise IsADirectoryError(f"cannot write the sidecar {str(side)!r}: it is a directory")
+    existing = [str(p) for p in (path, side) if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"{' and '.join(map(repr, existing))} exist already; pass --force to replace them")
+    return path
+
+
+def export_onnx(path, params: dict, cfg: ModelConfig, frames: int, trace: bool = False,
+                opset: int = DEFAULT_OPSET, force: bool = False, source: str = "") -> dict:
+    """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary."""
+    check_exportable(cfg, frames)
+    path = check_output_path(path, force)
+    proto = to_onnx(params, cfg, frames, trace, opset)
+    data = proto.SerializeToString()  # the whole model in one message: fine below protobuf's 2 GiB
+    side, side_text = sidecar_path(path), sidecar(cfg, frames, trace, opset, source)
+    existed = path.exists()
+    write_bytes(path, data)
+    try:
+        write_text(side, side_text)
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    return {"path": path, "sidecar": side, "bytes": len(data), "nodes": len(proto.graph.node),
+            "outputs": output_names(cfg, trace)}
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the graph: its nodes and its MACs
+
+
+def data_dependent_nodes(proto) -> list[str]:
+    """The nodes (op types) among DATA_DEPENDENT_OPS, anywhere in the graph."""
+    return [n.op_type for n in proto.graph.node if n.op_type in DATA_DEPENDENT_OPS]
+
+
+def _static_shapes(proto, batch: int) -> dict[str, list[int]]:
+    """Every tensor's shape with the batch fixed at `batch`, by ONNX shape inference."""
+    onnx = _import("onnx")
+    fixed = copy.deepcopy(proto)
+    for value in fixed.graph.input:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.Clear()
+                dim.dim_value = batch
+    for value in fixed.graph.output:  # let inference recompute them
+        value.type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
+    shapes = {init.name: list(init.dims) for init in inferred.graph.initializer}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = [d.dim_value for d in dims]
+    return shapes
+
+
+def _need(shapes, name, node):
+    if name not in shapes:
+        raise ValueError(f"shape inference left the shape of {name!r} ({node.op_type} {node.name!r}) unknown")
+    return shapes[name]
+
+
+def graph_macs(proto, batch: int = 1) -> dict[str, int]:
+    """MACs of the graph's MatMul, Gemm and Conv nodes at `batch`, from the inferred input shapes:
+    MatMul prod(broadcast batch dims) * M * K * N; Gemm M * K * N; Conv prod(output) * (C_in / groups)
+    * prod(kernel). Returns {op type: MACs} and "total"."""
+    shapes = _static_shapes(proto, batch)
+    out = dict.fromkeys(MATMUL_OPS, 0)
+    for node in proto.graph.node:
+        if node.op_type == "MatMul":
+            a, b = (_need(shapes, n, node) for n in node.input[:2])
+            a2, b2 = (a if len(a) > 1 else [1, *a]), (b if len(b) > 1 else [*b, 1])
+            lead = np.broadcast_shapes(tuple(a2[:-2]), tuple(b2[:-2]))
+            out["MatMul"] += int(np.prod(lead, dtype=np.int64)) * a2[-2] * a2[-1] * b2[-1]
+        elif node.op_type == "Gemm":
+            a, b = (_need(shapes, n, node) for n in node.input[:2])
+            attrs = {at.name: at.i for at in node.attribute}
+            m, k = (a[::-1] if attrs.get("transA") else a)
+            n = b[0] if attrs.get("transB") else b[1]
+            out["Gemm"] += m * k * n
+        elif node.op_type == "Conv":
+            w = _need(shapes, node.input[1], node)
+            y = _need(shapes, node.output[0], node)
+            out["Conv"] += int(np.prod(y, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    out["total"] = sum(out.values())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# running the graph
+
+
+def session(path_or_bytes, threads: int | None = None):
+    """An onnxruntime InferenceSession on the CPU execution provider."""
+    ort = _import("onnxruntime")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    source = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else path_or_bytes
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(sess, video: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a session on (b, T, 3, H, W) float32; returns {output name: array}. The shape is
+    checked against the graph's input first (the graph itself has no checks)."""
+    video = np.ascontiguousarray(video, dtype=np.float32)
+    want = sess.get_inputs()[0].shape
+    if video.ndim != len(want) or any(isinstance(w, int) and w != v for w, v in zip(want, video.shape)):
+        raise ValueError(f"the graph takes video of shape {tuple(want)}, got {video.shape}")
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, {INPUT_NAME: video})))

@@ -1,0 +1,186 @@
+"""`inti export` and inti/export.py: the ONNX graph against the NumPy spec and torch, its nodes
+and MACs, the sidecar, and the errors a user can cause (issue 16)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+torch = pytest.importorskip("torch")
+
+import onnx  # noqa: E402
+
+import ref  # noqa: E402
+import torch_impl  # noqa: E402
+from inti import export  # noqa: E402
+from inti.cli import main  # noqa: E402
+from inti.io.params import config_from_json, save_params  # noqa: E402
+from inti.tolerances import rel_err, tolerance  # noqa: E402
+
+FRAMES = 8
+TOL = tolerance("float32")
+
+
+@pytest.fixture(scope="module")
+def nano():
+    cfg = ref.preset("nano")
+    params = ref.params.randomize_scores(ref.init_params(cfg), cfg)
+    return cfg, params
+
+
+@pytest.fixture(scope="module")
+def exported(nano, tmp_path_factory):
+    """nano with random scores, exported through the CLI from a parameter file, with --trace."""
+    cfg, params = nano
+    folder = tmp_path_factory.mktemp("export")
+    weights = folder / "nano.npz"
+    save_params(weights, params, cfg)
+    out = folder / "nano.onnx"
+    assert main(["export", "--format", "onnx", "--output", str(out), "--weights", str(weights),
+                 "--frames", str(FRAMES), "--trace"]) == 0
+    return out, export.session(out)
+
+
+def _compare(sess, nano, video):
+    cfg, params = nano
+    got = export.run_onnx(sess, video)
+    _, spec = ref.forward(params, video.astype(np.float64), cfg, return_trace=True)
+    model = torch_impl.from_ref_params(params, cfg, dtype=torch.float32).eval()
+    with torch.no_grad():
+        _, mirror = model(torch.from_numpy(video.astype(np.float32)), return_trace=True)
+    names = ["logits", *(f"merges.{j}.weights" for j in range(len(cfg.schedule)))]
+    assert sorted(got) == sorted(names)
+    for name in names:
+        assert rel_err(got[name], spec[name]) <= TOL, (name, rel_err(got[name], spec[name]))
+        assert rel_err(got[name], mirror[name].numpy()) <= TOL, name
+    # the random scores make the weights differ from 1/2, so the weights test something
+    assert np.abs(got["merges.0.weights"] - 0.5).max() > 0.05
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_the_spec_and_torch_on_random_clips(exported, nano, batch):
+    cfg = nano[0]
+    video = np.random.default_rng(batch).standard_normal((batch, FRAMES, 3, cfg.image_size, cfg.image_size))
+    _compare(exported[1], nano, video.astype(np.float32))
+
+
+def test_onnxruntime_matches_the_spec_and_torch_on_a_real_clip(exported, nano):
+    pytest.importorskip("av")
+    from inti.io.clips import load_clip
+
+    clip = load_clip("bikes.mp4", frames=FRAMES, size=nano[0].image_size)
+    _compare(exported[1], nano, clip[None])
+
+
+def test_the_graph_refuses_another_frame_count(exported, nano):
+    cfg = nano[0]
+    with pytest.raises(ValueError, match="shape"):
+        export.run_onnx(exported[1], np.zeros((1, 4, 3, cfg.image_size, cfg.image_size), np.float32))
+
+
+def test_the_sidecar_holds_the_config(exported, nano):
+    out, _ = exported
+    text = export.sidecar_path(out).read_text()
+    assert config_from_json(text) == nano[0]
+    meta = json.loads(text)["export"]
+    assert meta["frames"] == FRAMES and meta["dynamic_axes"] == {"video": {"0": "batch"}}
+    assert list(meta["outputs"]) == ["logits", "merges.0.weights", "merges.1.weights"]
+
+
+@pytest.mark.parametrize("schedule", [None, ()])
+def test_the_graph_is_static_and_its_macs_are_the_cost_model(exported, nano, schedule):
+    cfg, params = nano
+    if schedule is None:
+        proto = onnx.load(str(exported[0]))
+    else:
+        cfg, params = cfg.replace(schedule=schedule), ref.backbone(params)
+        proto = export.to_onnx(params, cfg, FRAMES)
+    ops = {n.op_type for n in proto.graph.node}
+    assert not ops & {"NonZero", "TopK", "Loop", "If", "Unique", "Scan", "Where"}, ops
+    assert export.data_dependent_nodes(proto) == []
+    macs = export.graph_macs(proto, batch=1)
+    assert macs["total"] == ref.count_macs(cfg, FRAMES)["matmul"]
+    assert export.graph_macs(proto, batch=2)["total"] == ref.count_macs(cfg, FRAMES, batch=2)["matmul"]
+    dim = proto.graph.input[0].type.tensor_type.shape.dim
+    assert dim[0].dim_param == "batch" and [d.dim_value for d in dim[1:]] == [FRAMES, 3, cfg.image_size, cfg.image_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line, exit status 2, nothing written
+
+
+@pytest.fixture
+def fast_export(monkeypatch, exported):
+    """Skip the slow torch export in the error tests: to_onnx returns the graph made once."""
+    proto = onnx.load(str(exported[0]))
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: proto)
+
+
+def _errors(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_an_unknown_format_is_a_usage_error(tmp_path, capsys):
+    assert main(["export", "--format", "tflite", "--output", str(tmp_path / "m.onnx")]) == 2
+    err = _errors(capsys)
+    assert err.count("usage:") == 1 and "invalid choice: 'tflite'" in err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where, fragment", [("missing/m.onnx", "does not exist"), (".", "is a directory")])
+def test_an_output_that_cannot_be_written(tmp_path, capsys, fast_export, where, fragment):
+    before = sorted(tmp_path.iterdir())
+    assert main(["export", "--format", "onnx", "--output", str(tmp_path / where)]) == 2
+    err = _errors(capsys)
+    assert len(err.strip().splitlines()) == 1 and fragment in err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_existing_output_needs_force(tmp_path, capsys, fast_export):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old")
+    assert main(["export", "--format", "onnx", "--output", str(out)]) == 2
+    assert "--force" in _errors(capsys) and out.read_bytes() == b"old"
+    assert main(["export", "--format", "onnx", "--output", str(out), "--force"]) == 0
+    onnx.checker.check_model(onnx.load(str(out)))
+
+
+def test_a_failed_write_leaves_nothing_half_written(tmp_path, capsys, fast_export, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["export", "--format", "onnx", "--output", str(out), "--force"]) == 2
+    assert "No space left" in _errors(capsys)
+    assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_a_failed_sidecar_removes_the_new_graph(tmp_path, capsys, fast_export, monkeypatch):
+    def broken(path, text):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(export, "write_text", broken)
+    assert main(["export", "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+    assert "Input/output error" in _errors(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_the_schedule_cannot_halve_are_refused_up_front(tmp_path, capsys, nano):
+    assert main(["export", "--format", "onnx", "--output", str(tmp_path / "m.onnx"), "--frames", "6"]) == 2
+    err = _errors(capsys)
+    assert len(err.strip().splitlines()) == 1 and "cannot export" in err and "multiple of 4" in err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="cannot export for --frames 6"):
+        export.check_exportable(nano[0], 6)

@@ -4,7 +4,8 @@ A "§n" in these files cites section n of the method chapter, spec/00-method.md.
 
 One concept per file, in the order data flows: config, params, checks, layers, embed,
 attention, temporal (the optional temporal modules, spec/00-method.md §12), block, predictor,
-interpolation, model, cost, and preprocess (pixels in).
+interpolation, model, cost, and preprocess (pixels in); then tome, the peer baseline
+(spec/00-method.md §14), on top of them.
 """
 
 from .checks import check_video
@@ -13,6 +14,7 @@ from .cost import compare, count_macs, reduction
 from .interpolation import contributions
 from .model import forward
 from .params import backbone, check_params, init_params, param_shapes, without_temporal
+from .tome import tome_forward, tome_macs, tome_schedule
 
 __all__ = [
     "ModelConfig",
@@ -31,4 +33,7 @@ __all__ = [
     "reduction",
     "compare",
     "contributions",
+    "tome_forward",
+    "tome_macs",
+    "tome_schedule",
 ]

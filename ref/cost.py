@@ -12,11 +12,22 @@ from .checks import check_frames
 from .config import ModelConfig
 
 
+def attention_macs(cfg: ModelConfig, n: int) -> int:
+    """The attention sublayer on n tokens of one frame: n*C*3C (qkv) + 2*n*n*C (scores,
+    weights x values) + n*C*C (proj)."""
+    C = cfg.width
+    return n * C * 3 * C + 2 * n * n * C + n * C * C
+
+
+def mlp_macs(cfg: ModelConfig, n: int) -> int:
+    """The MLP on n tokens of one frame: 2*n*C*4C, with the MLP width in place of 4C."""
+    return 2 * n * cfg.width * cfg.mlp_width
+
+
 def block_macs(cfg: ModelConfig) -> int:
     """One block on one frame: N*C*3C (qkv) + 2*N*N*C (scores, weights x values) + N*C*C (proj)
     + 2*N*C*4C (MLP, with the MLP width in place of 4C)."""
-    N, C = cfg.num_tokens, cfg.width
-    return N * C * 3 * C + 2 * N * N * C + N * C * C + 2 * N * C * cfg.mlp_width
+    return attention_macs(cfg, cfg.num_tokens) + mlp_macs(cfg, cfg.num_tokens)
 
 
 def patch_embed_macs(cfg: ModelConfig) -> int:

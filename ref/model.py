@@ -41,10 +41,7 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
     The schedule counts blocks from 1: S = (k,) merges after ``blocks.{k-1}``. Temporal
     modules (spec/00-method.md §12) live inside their blocks and add no trace entries.
     """
-    require_config(cfg)
-    check_video(video, cfg)
-    check_params(params, cfg)
-    params = {k: np.asarray(v, dtype=video.dtype) for k, v in params.items()}
+    params = prepare(params, video, cfg)
     trace: dict[str, np.ndarray] = {}
     x = embed(params, video, cfg=cfg)  # (b, T0, N, C)
     trace["embed"] = x
@@ -60,9 +57,24 @@ def forward(params: dict, video: np.ndarray, cfg: ModelConfig, return_trace: boo
             trace[f"merges.{j}.scores"] = decided["scores"]
             trace[f"merges.{j}.weights"] = decided["weights"]
             trace[f"merges.{j}.tokens"] = x
+    return finish(params, x, trace, cfg=cfg, return_trace=return_trace)
+
+
+def prepare(params: dict, video: np.ndarray, cfg: ModelConfig) -> dict:
+    """What every forward checks before it computes (spec/00-method.md §9): the config, the
+    video, the parameters; returns the parameters cast to the video's dtype."""
+    require_config(cfg)
+    check_video(video, cfg)
+    check_params(params, cfg)
+    return {k: np.asarray(v, dtype=video.dtype) for k, v in params.items()}
+
+
+def finish(params: dict, x: np.ndarray, trace: dict, *, cfg: ModelConfig, return_trace: bool):
+    """The readout on the tokens x (b, t, n, C) after the last block, added to the trace, and
+    the output check: finite inputs must give finite outputs; otherwise name the first trace
+    entry that is not [ours]. Returns logits, or (logits, trace)."""
     out = readout(params, x, cfg=cfg)
     trace |= out
-    # Finite inputs must give finite outputs: name the first entry that is not [ours].
     bad = first_nonfinite(trace, lambda v: v.size - np.count_nonzero(np.isfinite(v)))
     if bad:
         raise nonfinite_output_error(*bad)

@@ -28,6 +28,9 @@ Import them from a test file as ``from strategies import cases, configs`` (pytes
   the temporal modules' zero-initialized parameters (`randomize_temporal`), so they act.
 - ``nano_case(frames=4, batch=1, seed=0, dtype=np.float64, **changes)``: the "nano" preset
   (fields changed by `changes`) as a `Case`, for ``@example``.
+- ``tome_r(cfg)``: ToMe's merge counts, one per block (spec/00-method.md §14), each in
+  0 .. (n - 1) // 2 for the n tokens entering its block, so every draw is valid; 0 and the
+  largest value are drawn often.
 - ``randomize_scores(params, cfg, seed=0, scale=2.0)`` and ``make_video(cfg, frames, batch,
   seed, dtype)``: the two helpers behind `Case`, for tests that build their own inputs.
 
@@ -46,9 +49,10 @@ from hypothesis import strategies as st
 import ref
 from ref.params import randomize_scores, randomize_temporal  # the one random-score rule, shared with the demo
 from ref.config import ACTIVATIONS, BRANCHES, GRANULARITIES, PLACEMENTS, WEIGHT_FNS
+from ref.tome import most_merges
 
 __all__ = ["Case", "cases", "configs", "frames_for", "nano_case", "randomize_scores", "randomize_temporal",
-           "make_video", "MODULES"]
+           "make_video", "MODULES", "tome_r"]
 
 MODULES = ("st_adapter", "aim")  # the temporal modules of spec/00-method.md §12
 
@@ -191,3 +195,14 @@ def nano_case(frames: int = 4, batch: int = 1, seed: int = 0, dtype=np.float64, 
     """The "nano" preset (optionally changed) as a Case, to pin with ``@example``."""
     cfg = ref.preset("nano", **changes)
     return Case(cfg, seed, make_video(cfg, frames, batch, seed, dtype))
+
+
+@st.composite
+def tome_r(draw, cfg: ref.ModelConfig) -> tuple[int, ...]:
+    """ToMe's r per block for cfg: r_i in 0 .. (n_i - 1) // 2, n_i the tokens entering block i."""
+    r, n = [], cfg.num_tokens
+    for _ in range(cfg.depth):
+        most = most_merges(n)
+        r.append(draw(st.sampled_from([0, most]) | st.integers(0, most)))
+        n -= r[-1]
+    return tuple(r)

@@ -7,5 +7,8 @@ files, load pretrained weights, compare traces and draw figures live in the `int
 from .convert import from_ref_params, to_numpy, to_ref_params
 from .interpolation import contributions
 from .model import InTIModel
+from .tome import ToMeModel, tome_from_ref_params
 
-__all__ = ["InTIModel", "from_ref_params", "to_ref_params", "to_numpy", "contributions"]
+__all__ = [
+    "InTIModel", "from_ref_params", "to_ref_params", "to_numpy", "contributions", "ToMeModel", "tome_from_ref_params",
+]

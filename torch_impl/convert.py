@@ -27,19 +27,22 @@ def to_numpy(x, dtype=None) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
-def from_ref_params(params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.float64, **model_kwargs) -> InTIModel:
+def from_ref_params(
+    params: dict, cfg: ModelConfig, dtype: torch.dtype = torch.float64, build=InTIModel, **model_kwargs
+) -> InTIModel:
     """An `InTIModel` holding exactly `params` (checked against cfg first), in `dtype`.
 
     The model is built on the meta device, so no random init is drawn for weights about to
     be overwritten (seconds for a ViT-B), and cast before loading, so float64 stays exact.
-    dtype: a floating torch.dtype or its name ("float32")."""
+    dtype: a floating torch.dtype or its name ("float32"). build: the model class, called as
+    ``build(cfg, **model_kwargs)``; another class with InTIModel's state_dict keys (ToMeModel)."""
     check_params(params, cfg)
     if isinstance(dtype, str):
         dtype = torch_dtype(dtype)  # "float32" -> torch.float32
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype or its name, such as torch.float32, got {dtype!r}")
     with torch.device("meta"):
-        model = InTIModel(cfg, **model_kwargs).to(dtype)
+        model = build(cfg, **model_kwargs).to(dtype)
     model = model.to_empty(device="cpu")
     model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
     return model

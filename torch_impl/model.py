@@ -102,6 +102,11 @@ class InTIModel(nn.Module):
                 keep(f"merges.{j}.scores", decided["scores"])
                 keep(f"merges.{j}.weights", decided["weights"])
                 keep(f"merges.{j}.tokens", x)
+        return self.finish(video, x, trace, return_trace, check)
+
+    def finish(self, video: torch.Tensor, x: torch.Tensor, trace: dict, return_trace: bool, check: bool):
+        """The readout on the last block's tokens x, the output check [ours] (as ref.model.finish),
+        and the return: logits, or (logits, trace) with the readout added to the trace."""
         out = self.readout(x)
         if check:
             check_output(self, video, out["logits"])

@@ -1,4 +1,4 @@
-"""The three figures of `inti demo`: where the compute goes, frame contributions, parity.
+"""The figures of `inti demo`: where the compute goes, frame contributions, parity, learned maps.
 
 Each function draws one PNG with matplotlib's Agg canvas (no pyplot, no display, no global
 state) and returns its path. matplotlib is imported inside the functions, so importing this
@@ -10,6 +10,8 @@ module is cheap and the `inti cost` command never pays for it.
                            (spec/00-method.md §6; the paper's Figure 4).
 3. `parity_figure`         the largest relative error of torch against the spec for every
                            trace entry and dtype, on a log scale, against the tolerance.
+4. `learned_figure`        a trained model's contribution maps next to the untrained model's
+                           (the shipped checkpoint, `inti demo`; the evidence experiment).
 """
 
 from __future__ import annotations
@@ -328,6 +330,56 @@ def write_figures(out_dir, *, clip: np.ndarray, cfg: ModelConfig, frames: int, r
     with step("figure 3: parity"):
         paths["parity"] = parity_figure(results, out_dir / FIGURES["parity"])
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. what training changed: learned maps next to untrained ones
+
+
+def learned_figure(clips: np.ndarray, trained: np.ndarray, untrained: np.ndarray, cfg: ModelConfig,
+                   marked: list, path, title: str, note: str | None = None) -> Path:
+    """For each clip: its frames, then the trained model's contribution of each patch token,
+    then the untrained model's, on one colour scale; the frames in `marked` (per clip: the
+    frames that show what the label is about) are outlined in red.
+
+    clips: (n, T0, 3, H, W) normalized frames; trained, untrained: (n, T0, N) contributions
+    (``ref.contributions``), class token first.
+    """
+    clips, trained, untrained = np.asarray(clips), np.asarray(trained, np.float64), np.asarray(untrained, np.float64)
+    n, t0 = clips.shape[:2]
+    for name, c in (("trained", trained), ("untrained", untrained)):
+        if c.shape != (n, t0, cfg.num_tokens):
+            raise ValueError(f"{name} contributions must have shape {(n, t0, cfg.num_tokens)}, got {c.shape}")
+    fig = _canvas((1.25 * t0 + 1.6, 1.3 * 3 * n + 1.4))
+    gs = fig.add_gridspec(3 * n, t0 + 1, width_ratios=[1.0] * t0 + [0.08], hspace=0.12, wspace=0.06)
+    image = None
+    for i in range(n):
+        for f in range(t0):
+            shown = f in marked[i]
+            axes = [fig.add_subplot(gs[3 * i + r, f]) for r in range(3)]
+            axes[0].imshow(to_image(clips[i, f]), interpolation="nearest")
+            for ax, c in ((axes[1], trained), (axes[2], untrained)):
+                image = ax.imshow(c[i, f, 1:].reshape(cfg.grid, cfg.grid), vmin=0.0, vmax=1.0, cmap="viridis",
+                                  interpolation="nearest")
+            axes[1].set_title(f"{trained[i, f].mean():.2f}", fontsize=7, pad=1)
+            for ax in axes:
+                ax.set_xticks([]), ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red" if shown else "0.75")
+                    spine.set_linewidth(2.2 if shown else 0.6)
+            if f == 0:
+                for ax, label in zip(axes, (f"clip {i}", "trained", "untrained")):
+                    ax.set_ylabel(label, fontsize=8)
+    bar = fig.colorbar(image, cax=fig.add_subplot(gs[1:3, t0]))
+    bar.set_label("contribution", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    caption = ("Rows per clip: the frames (red: the frames that show the digit); the trained model's contribution "
+               "of each patch token, with each frame's mean above it; the untrained model's (θ at its "
+               "initialization averages every pair: 0.5 everywhere).") + (f" {note}" if note else "")
+    fig.text(0.5, 0.005, textwrap.fill(caption, int((1.25 * t0 + 1.6) * 13)), ha="center", va="bottom", fontsize=8)
+    fig.subplots_adjust(left=0.06, right=0.93, top=1 - 0.5 / (1.3 * 3 * n + 1.4), bottom=0.9 / (1.3 * 3 * n + 1.4))
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------

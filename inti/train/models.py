@@ -26,16 +26,20 @@ def _is_new(key: str) -> bool:
     return key.startswith(NEW_FOR_VIDEO) or "temporal" in key
 
 
-def fit_params(pretrained: dict, source_cfg: ModelConfig, cfg: ModelConfig, seed: int, where: str) -> dict:
+def fit_params(pretrained: dict, source_cfg: ModelConfig, cfg: ModelConfig, seed: int, where: str,
+               keep_new: bool = True) -> dict:
     """`pretrained`'s backbone with fresh parts for what is new in `cfg`. Raises ValueError
-    naming every backbone key that is missing, unexpected or mis-shaped."""
+    naming every backbone key that is missing, unexpected or mis-shaped.
+
+    keep_new: where `cfg` differs from the file's only by its schedule, θ and the head are
+    the file's own (a run resumed from inti weights); False always starts them fresh."""
     fresh = ref.init_params(cfg, seed=seed)
     wanted = {k: tuple(v.shape) for k, v in fresh.items() if not _is_new(k)}
     have = {k: tuple(v.shape) for k, v in pretrained.items() if not _is_new(k)}
     problems = key_report(have, wanted)
     if problems:
         raise ValueError(f"the pretrained weights in {where} do not fit the backbone: " + " | ".join(problems))
-    keep_new = source_cfg.replace(schedule=cfg.schedule) == cfg  # θ and the head are the file's own
+    keep_new = keep_new and source_cfg.replace(schedule=cfg.schedule) == cfg  # θ and the head are the file's own
     return {k: (pretrained[k] if (not _is_new(k) or (keep_new and k in pretrained)) else v) for k, v in fresh.items()}
 
 

@@ -7,10 +7,16 @@
   adaptation a user would write (eager rows only);
 - ``merge``: InTI's merges Φ alone (weight predictor and interpolation), on the tokens that
   reach them, to give the share of InTI's time they take;
+- ``gemm``:  the four GEMMs of one block on random operands of the model's shapes (gemm.py):
+  the machine's GEMM rate that the others' MAC/s is a fraction of;
 - ``ref``:   the NumPy executable spec `ref.forward` (InTI, float32; float32 eager rows only).
+
+Pure bfloat16 rows run a cast copy of the models (the same weights rounded to bfloat16).
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -32,11 +38,16 @@ def build_models(cfg: ref.ModelConfig, device: str, seed: int = 0):
         if hasattr(merge, "score"):
             nn.init.normal_(merge.score.weight, std=0.02)
     inti = inti.to(device)
+    return inti, naive_sharing(inti)
+
+
+def naive_sharing(inti: InTIModel) -> InTIModel:
+    """The naive model (schedule ()) holding `inti`'s backbone: the same tensors, no second copy."""
     with torch.device("meta"):  # no memory, no init: the weights come next
-        naive = InTIModel(cfg.replace(schedule=())).eval()
+        naive = InTIModel(inti.cfg.replace(schedule=())).eval()
     backbone = {k: v for k, v in inti.state_dict().items() if not k.startswith("merges.")}
-    naive.load_state_dict(backbone, strict=True, assign=True)  # the same tensors: no second copy
-    return inti, naive
+    naive.load_state_dict(backbone, strict=True, assign=True)
+    return naive.set_attn_path(inti.attn_path).set_norm_path(inti.norm_path)
 
 
 def timm_state_dict(model: InTIModel) -> dict[str, torch.Tensor]:
@@ -117,21 +128,36 @@ def merge_inputs(model: InTIModel, video: torch.Tensor) -> list[torch.Tensor]:
     return seen
 
 
-def prepare_case(case, args, log) -> dict:
-    """The models (sharing one backbone) and the input clip of one case (grid.Case)."""
+def _model_set(cfg, inti: InTIModel, naive: InTIModel, args, log) -> dict:
+    """{"inti", "naive", "timm"}: timm holds inti's tensors (None unless asked for and installed)."""
+    models = {"inti": inti, "naive": naive, "timm": None}
+    if "timm" not in args.contenders:
+        return models
+    try:
+        models["timm"] = TimmVideo(build_timm(cfg, inti, args.device), inti).eval()
+    except ImportError as e:
+        log(f"  timm is not available ({e}); its column stays empty")
+    return models
+
+
+def prepare_case(case, args, log, dtypes=("f32",)) -> dict:
+    """The models and the input clip of one case (grid.Case).
+
+    Returns {"models": {"cfg", "f32": {"inti", "naive", "timm"}, "bf16pure": {...} (when a
+    row of `dtypes` needs it), "ref_params", "gemm" (filled by the rows)}, "video"}: naive and timm hold
+    InTI's tensors; the bfloat16 set is a cast copy of the float32 one (model.to(bfloat16))."""
     cfg = ref.preset(case.preset)
     check_frames(case.frames, cfg)
     inti, naive = build_models(cfg, args.device, seed=args.seed)
-    models = {"cfg": cfg, "inti": inti, "naive": naive, "timm": None, "ref_params": None}
-    if "timm" in args.contenders:
-        try:
-            models["timm"] = TimmVideo(build_timm(cfg, inti, args.device), inti).eval()
-        except ImportError as e:
-            log(f"  timm is not available ({e}); its column stays empty")
+    inti.set_norm_path(args.norm_path)
+    naive.set_norm_path(args.norm_path)
+    models = {"cfg": cfg, "ref_params": None, "gemm": {}, "f32": _model_set(cfg, inti, naive, args, log)}
+    if "bf16pure" in dtypes:
+        inti_b = copy.deepcopy(inti).to(torch.bfloat16)  # the float32 set stays as it is
+        models["bf16pure"] = _model_set(cfg, inti_b, naive_sharing(inti_b), args, log)
     if "ref" in args.contenders:
         # float32 NumPy views of the same tensors: ref.forward's cast to the video's dtype is free.
         models["ref_params"] = {k: to_numpy(v) for k, v in inti.state_dict().items()}
     generator = torch.Generator().manual_seed(args.seed)
     video = torch.randn(case.batch, case.frames, 3, cfg.image_size, cfg.image_size, generator=generator)
-    models["weights_mib"] = sum(p.numel() * p.element_size() for p in inti.parameters()) / 2**20
     return {"models": models, "video": video.to(args.device)}

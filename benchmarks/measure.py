@@ -2,8 +2,10 @@
 ratios (measured speed-up against the MAC-predicted ratio of the cost model).
 
 Every row warms each contender up once (that run also measures peak memory and checks that the
-contenders agree), then runs repeated rounds, each timing every contender once in a fresh
-random order, so that drift of a shared machine hits all of them alike. Medians are reported.
+contenders agree), profiles one call of each model in eager rows (breakdown.py), then runs
+repeated rounds, each timing every contender once in a fresh random order, so that drift of a
+shared machine hits all of them alike. Medians are reported, with each model's MAC/s as a
+fraction of the `gemm` contender's (gemm.py), and compile rows end with a warm-cache compile.
 """
 
 from __future__ import annotations
@@ -57,11 +59,14 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of bfloat16 matrix hardware
+
+
 def native_bf16(device: str) -> bool:
     """Whether bfloat16 matrix products have hardware support (else CPUs emulate them, slowly)."""
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return bool(_cpu_flags() & set(BF16_FLAGS))
 
 
 def cores() -> int:
@@ -72,11 +77,14 @@ def cores() -> int:
 
 
 def machine_info(device: str) -> dict:
+    flags = _cpu_flags()
     info = {
         "cpu": _cpu_model(),
         "cores": cores(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(device),
+        # the CPU's bfloat16 matrix units; without either, bfloat16 rows are emulated on the CPU
+        "cpu_flags": {f: f in flags for f in BF16_FLAGS + ("avx512f", "avx2")},
         "device": device,
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -90,6 +98,8 @@ def machine_info(device: str) -> dict:
         # OpenMP runtime may have read its settings before OMP_WAIT_POLICY was set.
         "omp_wait_policy_before_torch": OMP_WAIT_POLICY_BEFORE_TORCH,
         "loadavg_start": _loadavg(),
+        # glibc's allocator settings: they decide whether big temporaries are fresh pages
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -97,11 +107,11 @@ def machine_info(device: str) -> dict:
 
 
 def _timm_version() -> str | None:
-    try:
-        import timm
+    import importlib.metadata
 
-        return timm.__version__
-    except ImportError:
+    try:
+        return importlib.metadata.version("timm")  # without importing timm (seconds)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
@@ -205,24 +215,48 @@ def _quietly():
 # one row and its ratios
 
 
+def _autocast(row: Row, device: str):
+    if row.dtype == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _rounds(row: Row, args, round_s: float) -> int:
+    """--repeats, cut to fit --budget (never below --min-repeats), capped for the big presets."""
+    from .grid import FEWER_REPEATS  # grid imports this module
+
+    repeats = args.repeats
+    if args.budget and round_s > 0:
+        repeats = min(args.repeats, max(args.min_repeats, int(args.budget // round_s)))
+    cap = FEWER_REPEATS.get(row.case.preset)
+    return min(repeats, max(cap, args.min_repeats)) if cap else repeats
+
+
 def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
-    """Warm up, check, then time every contender of `row` in interleaved rounds."""
+    """Warm up, check, profile, then time every contender of `row` in interleaved rounds."""
+    from .breakdown import profile_call
+    from .gemm import BlockGemms, naive_tokens
+    from .grid import TORCH_DTYPES  # grid imports this module
+
     case, device = row.case, args.device
     cfg = models["cfg"]
-    inti, naive = models["inti"], models["naive"]
+    models_f32 = models["f32"]
+    chosen = models["bf16pure"] if row.dtype == "bf16pure" else models_f32
+    inti, naive = chosen["inti"], chosen["naive"]
+    x = video.to(torch.bfloat16) if row.dtype == "bf16pure" else video
     wanted = set(args.contenders)
-    autocast = (
-        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-        if row.dtype == "bf16" else contextlib.nullcontext()
-    )
     result = {
         "id": row.id, "preset": case.preset, "frames": case.frames, "batch": case.batch,
         "schedule": list(cfg.schedule), "dtype": row.dtype, "mode": row.mode,
-        "autocast": row.dtype == "bf16", "contenders": {}, "checks": {},
-        "loadavg_start": _loadavg(),
+        "autocast": row.dtype == "bf16", "pure_bf16": row.dtype == "bf16pure",
+        # bfloat16 without matrix units (AVX2): torch emulates it, far slower than float32
+        "emulated_bf16": row.dtype != "f32" and not native_bf16(device),
+        "norm_path": inti.norm_path, "attn_path": inti.attn_path,
+        "contenders": {}, "checks": {}, "loadavg_start": _loadavg(),
+        "weights_mib": sum(t.numel() * t.element_size() for t in inti.parameters()) / 2**20,
     }
-    with torch.inference_mode(), autocast, _quietly():
-        merge_x = merge_inputs(inti, video) if "merge" in wanted and len(cfg.schedule) else []
+    with torch.inference_mode(), _autocast(row, device), _quietly():
+        merge_x = merge_inputs(inti, x) if "merge" in wanted and len(cfg.schedule) else []
         fns: dict[str, object] = {}
         if row.mode == "compile":
             torch.compiler.reset()  # a fresh cache per row: no stale guards, no cache-size fallback
@@ -234,13 +268,20 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
         else:
             compiled = {"naive": naive, "inti": inti, "merge": list(inti.merges)}
         if "naive" in wanted:
-            fns["naive"] = lambda m=compiled["naive"]: m(video)
+            fns["naive"] = lambda m=compiled["naive"]: m(x)
         if "inti" in wanted:
-            fns["inti"] = lambda m=compiled["inti"]: m(video)
-        if "timm" in wanted and row.mode == "eager" and models.get("timm") is not None:
-            fns["timm"] = lambda m=models["timm"]: m(video)
+            fns["inti"] = lambda m=compiled["inti"]: m(x)
+        if "timm" in wanted and row.mode == "eager" and chosen.get("timm") is not None:
+            fns["timm"] = lambda m=chosen["timm"]: m(x)
         if "merge" in wanted and merge_x:
-            fns["merge"] = lambda ms=compiled["merge"]: [m(x)[0] for m, x in zip(ms, merge_x)]
+            fns["merge"] = lambda ms=compiled["merge"]: [m(y)[0] for m, y in zip(ms, merge_x)]
+        if "gemm" in wanted:
+            dtype = TORCH_DTYPES[row.dtype]
+            if dtype not in models["gemm"]:  # one set of operands per case and dtype
+                models["gemm"][dtype] = BlockGemms(cfg, naive_tokens(cfg, case.frames, case.batch),
+                                                   getattr(torch, dtype), device, seed=args.seed)
+            fns["gemm"] = models["gemm"][dtype]
+            result["gemm_shapes"] = models["gemm"][dtype].shapes
         if "ref" in wanted and row.dtype == "f32" and row.mode == "eager":
             params, video_np = models["ref_params"], to_numpy(video)
             fns["ref"] = lambda: ref.forward(params, video_np, cfg)
@@ -261,28 +302,32 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
             outputs[name] = out
 
         # The contenders must agree before their times mean anything.
-        tol = tolerance("float32" if row.dtype == "f32" else "bfloat16")
+        tol = tolerance(TORCH_DTYPES[row.dtype])
+        checks = result["checks"]
         if "naive" in outputs and "timm" in outputs:
-            err = rel_err(to_numpy(outputs["naive"]), to_numpy(outputs["timm"]))
-            result["checks"]["naive_vs_timm"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
+            checks["naive_vs_timm"] = _check(outputs["naive"], outputs["timm"], tol)
         if "inti" in outputs and "ref" in outputs:
-            err = rel_err(to_numpy(outputs["inti"]), outputs["ref"])
-            result["checks"]["inti_vs_ref"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
+            checks["inti_vs_ref"] = _check(outputs["inti"], outputs["ref"], tol)
         if row.mode == "compile" and "inti" in outputs:
             with contextlib.suppress(Exception):
-                err = rel_err(to_numpy(outputs["inti"]), to_numpy(inti(video)))
-                result["checks"]["compiled_vs_eager"] = {"rel_err": err, "tol": tol, "ok": err <= tol}
-        bad = [f"{k}: rel err {v['rel_err']:.3g} > {v['tol']:g}" for k, v in result["checks"].items() if not v["ok"]]
+                checks["compiled_vs_eager"] = _check(outputs["inti"], inti(x), tol)
+        if row.dtype != "f32" and row.mode == "eager" and "inti" in outputs:
+            with torch.autocast(torch.device(device).type, enabled=False):
+                checks["bf16_vs_f32"] = _check(outputs["inti"], models_f32["inti"](video), tol)
+        bad = [f"{k}: rel err {v['rel_err']:.3g} > {v['tol']:g}" for k, v in checks.items() if not v["ok"]]
         if bad:
             raise RuntimeError(f"{row.id}: the contenders disagree, timing would be meaningless: " + "; ".join(bad))
         del outputs
 
+        # Where the time goes: one profiled call of each model (eager rows; breakdown.py).
+        if row.mode == "eager" and args.profile:
+            owners = {"naive": naive, "inti": inti, "timm": chosen.get("timm")}
+            for name in [n for n in ("naive", "inti", "timm") if n in fns]:
+                result["contenders"][name]["breakdown"] = profile_call(fns[name], owners[name], device)
+
         # Rounds: each contender once per round, in a fresh random order.
-        round_s = sum(result["contenders"][n]["warmup_s"] for n in fns)
-        repeats = args.repeats
-        if args.budget and round_s > 0:
-            repeats = min(args.repeats, max(args.min_repeats, int(args.budget // round_s)))
-        log(f"  {len(fns)} contenders, ~{round_s:.1f} s a round, {repeats} rounds")
+        repeats = _rounds(row, args, sum(result["contenders"][n]["warmup_s"] for n in fns))
+        log(f"  {len(fns)} contenders, {repeats} rounds")
         times: dict[str, list[float]] = {n: [] for n in fns}
         rng = np.random.default_rng(args.seed)
         gc.collect()
@@ -296,16 +341,29 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
         finally:
             gc.enable()
 
+        # The warm-cache compile: dynamo's caches cleared, inductor's (in memory, on disk) kept.
+        if row.mode == "compile":
+            torch.compiler.reset()
+            for name in ("naive", "inti", "merge"):
+                if name in fns:
+                    result["contenders"][name]["compile_warm_s"], _ = _timed(fns[name], device)
+
     for name, ts in times.items():
         entry = result["contenders"][name]
         entry["times_s"] = ts
         entry["median_s"] = _median(ts)
         entry["min_s"] = min(ts) if ts else None
-        entry["clips_per_s"] = case.batch / entry["median_s"] if ts else None
+        entry["clips_per_s"] = case.batch / entry["median_s"] if ts and name not in ("merge", "gemm") else None
     result["repeats"] = repeats
     result["loadavg_end"] = _loadavg()
     add_ratios(result, cfg, case)
     return result
+
+
+def _check(actual, expected, tol: float) -> dict:
+    """rel_err of two outputs (tensors or arrays) against the dtype's tolerance."""
+    err = rel_err(to_numpy(actual), to_numpy(expected))
+    return {"rel_err": err, "tol": tol, "ok": err <= tol}
 
 
 def predicted_ratio(cfg: ref.ModelConfig, frames: int, batch: int) -> dict:
@@ -323,6 +381,15 @@ def _paired(result: dict, num: str, den: str):
     return statistics.median(x / y for x, y in zip(a, b)) if a and b else None
 
 
+def contender_macs(name: str, macs: dict, gemm_macs: int | None) -> int | None:
+    """The MACs of one call of a contender (ref.count_macs; gemm: its four GEMMs)."""
+    return {
+        "naive": macs["naive_macs"], "timm": macs["naive_macs"], "inti": macs["inti_macs"],
+        "ref": macs["inti_macs"], "merge": macs["predictor_macs"] + macs["interpolation_macs"],
+        "gemm": gemm_macs,
+    }.get(name)
+
+
 def add_ratios(result: dict, cfg: ref.ModelConfig, case: Case) -> None:
     med = {n: c.get("median_s") for n, c in result["contenders"].items()}
     macs = predicted_ratio(cfg, case.frames, case.batch)
@@ -332,13 +399,25 @@ def add_ratios(result: dict, cfg: ref.ModelConfig, case: Case) -> None:
     result["fraction_of_ideal"] = result["speedup"] / macs["ratio"] if result["speedup"] else None
     result["merge_share"] = med["merge"] / med["inti"] if med.get("merge") and med.get("inti") else None
     result["naive_vs_timm"] = med["naive"] / med["timm"] if med.get("naive") and med.get("timm") else None
+    result["inti_vs_timm"] = med["inti"] / med["timm"] if med.get("inti") and med.get("timm") else None
     result["ref_vs_torch"] = med["ref"] / med["inti"] if med.get("ref") and med.get("inti") else None
     result["paired"] = {
         "speedup": _paired(result, "naive", "inti"),
         "merge_share": _paired(result, "merge", "inti"),
         "naive_vs_timm": _paired(result, "naive", "timm"),
+        "inti_vs_timm": _paired(result, "inti", "timm"),
         "ref_vs_torch": _paired(result, "ref", "inti"),
     }
+    # Achieved MAC/s and its fraction of the GEMM rate measured in the same rounds.
+    gemm_macs = sum(m * k * n for m, k, n in result["gemm_shapes"].values()) if "gemm_shapes" in result else None
+    for name, entry in result["contenders"].items():
+        n = contender_macs(name, macs, gemm_macs)
+        entry["macs"] = n
+        entry["gmac_per_s"] = n / med[name] / 1e9 if n and med.get(name) else None
+    peak = result["contenders"].get("gemm", {}).get("gmac_per_s")
+    result["gemm_gmac_per_s"] = peak
+    for entry in result["contenders"].values():
+        entry["fraction_of_peak"] = entry["gmac_per_s"] / peak if peak and entry.get("gmac_per_s") else None
 
 
 def add_compile_gain(rows: list[dict]) -> None:

@@ -1,11 +1,12 @@
 """Does InTI's MAC saving turn into wall-clock speed? (benchmarks/README.md)
 
-    python -m benchmarks.speed --quick      # one row (ViT-B/16, 8 frames, float32, eager), ~2 min
+    python -m benchmarks.speed --quick      # ViT-B/16, 8 frames, batch 1, three dtypes, eager
     python -m benchmarks.speed              # the whole grid (long on a 2-core CPU: see README)
     make bench                              # the same as the line above
 
-The pieces: grid.py (which rows), contenders.py (what is timed), measure.py (how), report.py
-(the tables). Run from the repository root; the benchmarks are scripts, not installed.
+The pieces: grid.py (which rows), contenders.py (what is timed), gemm.py (the GEMM rate that
+MAC/s is a fraction of), measure.py (how), breakdown.py (the per-op profile), report.py (the
+tables and the figure). Run from the repository root; the benchmarks are scripts, not installed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +24,14 @@ from pathlib import Path
 import torch
 
 import ref
+from torch_impl.layers import NORM_PATHS
 
 from .contenders import prepare_case
-from .grid import CONTENDERS, plan
+from .grid import CONTENDERS, DTYPES, plan
 from .measure import _loadavg, add_compile_gain, cores, machine_info, run_row
 from inti.io.atomic import write_text
 
-from .report import _x, evaluate_targets, markdown, update_readme
+from .report import _x, evaluate_targets, figure, markdown, update_readme
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
@@ -35,30 +39,37 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.speed",
-        description="Time naive torch, InTI torch, timm (same weights) and the NumPy ref, interleaved, "
-                    "and compare InTI's measured speed-up with its MAC-predicted ratio.",
+        description="Time naive torch, InTI torch, timm (same weights), the NumPy ref and the machine's GEMM rate "
+                    "on the model's shapes, interleaved; compare InTI's measured speed-up with its MAC-predicted "
+                    "ratio, each model's MAC/s with the GEMM rate, and profile where the time goes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Row ids look like vit_b16-T16-b1-f32-eager; --only takes comma-separated globs or "
                "substrings of them (e.g. --only 'vit_b16-T16-b1*,bf16'). See benchmarks/README.md.",
     )
     p.add_argument("--quick", action="store_true",
-                   help="one row (vit_b16, 8 frames, batch 1, float32, eager), 3 rounds: about 2 minutes")
+                   help="vit_b16, 8 frames, batch 1, eager, in f32, bf16 and bf16pure, 3 rounds (2 for emulated "
+                        "bfloat16): about 8 minutes on a 2-core CPU without bfloat16 hardware")
     p.add_argument("--only", default=None, metavar="GLOBS", help="run only the rows whose id matches one of these")
+    p.add_argument("--skip", default=None, metavar="GLOBS", help="leave out the rows whose id matches one of these")
+    p.add_argument("--dtypes", default=",".join(DTYPES),
+                   help=f"comma-separated subset of {','.join(DTYPES)} (default all; bf16 is autocast, "
+                        "bf16pure the model cast to bfloat16)"),
     p.add_argument("--all", action="store_true",
                    help="also run bfloat16 at every case on CPUs without native bfloat16 (slow)")
     p.add_argument("--repeats", type=int, default=None, metavar="N",
                    help="timed rounds per row (default 5; 3 with --quick)")
-    p.add_argument("--min-repeats", type=int, default=3, metavar="N",
-                   help="rounds per row that --budget never cuts below (default 3)")
+    p.add_argument("--min-repeats", type=int, default=None, metavar="N",
+                   help="rounds per row that --budget never cuts below (default 3; 2 with --quick)")
     p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="cut a row's rounds to fit this many seconds, down to --min-repeats "
                         "(default 120; 0: no cut)")
     p.add_argument("--force", action="store_true",
                    help="replace results.json and results.md of an earlier run in --out (make bench passes it)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                   help="where results.json and results.md go (default benchmarks/out/)")
+                   help="where results.json, results.md and fraction_of_peak.png go (default benchmarks/out/)")
     p.add_argument("--preset", default=None, help="run this ref preset instead of the default cases (e.g. nano)")
-    p.add_argument("--frames", type=int, default=None, help="frames per clip (default 16; 8 with --preset)")
+    p.add_argument("--frames", type=int, action="append", default=None, metavar="T",
+                   help="frames per clip; repeat for several (default: the grid's, 8 and 16; 8 with --preset)")
     p.add_argument("--batch", type=int, action="append", default=None, metavar="B",
                    help="clips per batch; repeat for several (default: the grid's)")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
@@ -66,6 +77,11 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the core count)")
     p.add_argument("--seed", type=int, default=0, help="weights, input and round order (default 0)")
+    p.add_argument("--norm-path", default="native", choices=NORM_PATHS,
+                   help="LayerNorm path of our models for half-precision inputs (default native: torch's "
+                        "kernel, no float32 copies; explicit: the readable float32 round trip)")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="skip the per-op profile (one extra call per model in eager rows)")
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",
                    help="also write the table into FILE at its <!-- speed --> markers")
     args = p.parse_args(argv)
@@ -76,7 +92,12 @@ def parse_args(argv):
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
     if args.budget is None:
-        args.budget = 0 if args.quick else 120
+        args.budget = 60 if args.quick else 120
+    if args.min_repeats is None:
+        args.min_repeats = 2 if args.quick else 3
+    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    if not args.dtypes or set(args.dtypes) - set(DTYPES):
+        p.error(f"--dtypes takes a comma-separated subset of {','.join(DTYPES)}, got {','.join(args.dtypes)!r}")
     args.contenders = [c for c in args.contenders.split(",") if c]
     unknown = [c for c in args.contenders if c not in CONTENDERS]
     if unknown:
@@ -101,8 +122,14 @@ def main(argv=None) -> int:
 
     rows = plan(args)
     if not rows:
-        log("no row matches --only; nothing to do")
+        log("no row matches --only, --skip and --dtypes; nothing to do")
         return 2
+    # Compile times are cold when inductor's on-disk cache starts empty: a fresh one per run
+    # (unless TORCHINDUCTOR_CACHE_DIR is set); the warm-cache figure reuses it within the run.
+    cache = None
+    if any(r.mode == "compile" for r in rows) and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        cache = tempfile.TemporaryDirectory(prefix="inti-bench-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     command = "python -m benchmarks.speed" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(
         sys.argv[1:] if argv is None else list(argv)))
     report = {
@@ -110,7 +137,10 @@ def main(argv=None) -> int:
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(args.device),
         "settings": {"repeats": args.repeats, "min_repeats": args.min_repeats, "budget_s": args.budget,
-                     "contenders": args.contenders, "seed": args.seed, "all": args.all, "only": args.only},
+                     "contenders": args.contenders, "seed": args.seed, "all": args.all, "only": args.only,
+                     "skip": args.skip, "dtypes": args.dtypes, "norm_path": args.norm_path,
+                     "profile": args.profile, "inductor_cache": "fresh per run" if cache else
+                     os.environ.get("TORCHINDUCTOR_CACHE_DIR")},
         "rows": [],
     }
     try:
@@ -120,15 +150,17 @@ def main(argv=None) -> int:
                 current, prepared = row.case, None
                 gc.collect()
                 log(f"[{row.case.name}] building models ...")
-                prepared = prepare_case(row.case, args, log)
+                prepared = prepare_case(row.case, args, log, dtypes={r.dtype for r in rows if r.case == row.case})
             log(f"[{i}/{len(rows)}] {row.id}")
             result = run_row(row, prepared["models"], prepared["video"], args, log)
-            result["weights_mib"] = prepared["models"]["weights_mib"]
             report["rows"].append(result)
             log(f"  speed-up {_x(result['speedup'])} of predicted {_x(result['predicted'])}, "
                 f"({time.perf_counter() - started:.0f} s so far)")
     finally:
         torch.set_num_threads(threads_before)
+        if cache is not None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            cache.cleanup()
     report["duration_s"] = time.perf_counter() - started
     report["machine"]["loadavg_end"] = _loadavg()
     add_compile_gain(report["rows"])
@@ -137,10 +169,11 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "results.json", json.dumps(report, indent=2) + "\n")
     write_text(args.out / "results.md", table)
+    drawn = figure(report, args.out / "fraction_of_peak.png")
     if args.readme:
         update_readme(args.readme, table)
     print(table)
-    log(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    log(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'}" + (f" and {drawn}" if drawn else ""))
     return 0
 
 

@@ -1,16 +1,20 @@
 """Training throughput: naive against InTI, one training step (forward + backward + AdamW),
 and the loader's clips per second against the model's consumption (benchmarks/README.md).
 
-    python -m benchmarks.train_speed            # nano and vit_b16, batch 2, 8 frames
+    python -m benchmarks.train_speed            # nano and vit_b16, batch 2, 8 frames, float32 and bf16
     python -m benchmarks.train_speed --quick    # nano only
 
-Rows, all measured in one process, naive and InTI interleaved round by round:
+Rows, all measured in one process, naive and InTI interleaved round by round, in float32 and
+under bfloat16 autocast (as `inti train --bf16` runs: the weights and AdamW stay float32):
 - clips/s of a training step, the speed-up, and the speed-up as a fraction of the MAC ratio
   (the ratio of the forward's MACs; the backward costs about twice the forward for both);
 - peak memory of a step (torch's CPU profiler), against the share of activations the merges
   remove (the ratio of token-frames through the blocks);
 - the loader: clips/s of `VideoListDataset` with 2 workers, on a synthetic task written to
   disk as FFV1 videos, against the InTI training step's clips/s.
+
+On a CPU without bfloat16 matrix units (no amx_bf16, no avx512_bf16) bfloat16 is emulated, far
+slower than float32: its rows are marked as emulated and run at most 3 rounds.
 """
 
 from __future__ import annotations
@@ -31,15 +35,23 @@ import ref
 import torch_impl
 from inti.io.atomic import write_text
 
-from .measure import _torch_peak, machine_info
+from inti.train.loop import _autocast
+
+from .measure import _sync, _torch_peak, machine_info, native_bf16
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+TARGET = 0.9  # the training step's speed-up, as a fraction of the MAC ratio (issue 14; not judged when emulated)
 
 
-def step_fn(model, video, labels, optimizer):
+def step_fn(model, video, labels, optimizer, bf16: bool = False):
+    """One training step as the engine (inti.train.loop) takes it: the forward and the loss
+    under autocast when bf16, the loss in float32, backward, AdamW."""
+    device = video.device.type
+
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(video), labels)
+        with _autocast(device, bf16):
+            loss = F.cross_entropy(model(video).float(), labels)
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -51,23 +63,35 @@ def token_frames(cfg, frames: int) -> int:
     return sum(t for t, _ in ref.count_macs(cfg, frames)["per_block"])
 
 
-def measure_case(preset: str, frames: int, batch: int, rounds: int, seed: int = 0) -> dict:
+def measure_case(preset: str, frames: int, batch: int, rounds: int, seed: int = 0, dtype: str = "f32",
+                 device: str = "cpu", norm_path: str = "native") -> dict:
+    """One row: naive and InTI training steps on the same initial weights, interleaved."""
     cfg = ref.preset(preset)
     torch.manual_seed(seed)
     models = {"inti": torch_impl.InTIModel(cfg), "naive": torch_impl.InTIModel(cfg.replace(schedule=()))}
     models["naive"].load_state_dict({k: v for k, v in models["inti"].state_dict().items() if not k.startswith("merges.")})
+    for m in models.values():
+        m.to(device).set_norm_path(norm_path)
     video = torch.randn(batch, frames, 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(seed))
     labels = torch.randint(0, cfg.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))
-    steps = {n: step_fn(m.train(), video, labels, torch.optim.AdamW(m.parameters(), lr=1e-4)) for n, m in models.items()}
-    result = {"preset": preset, "frames": frames, "batch": batch, "peak_mib": {}, "times_s": {n: [] for n in steps}}
+    video, labels = video.to(device), labels.to(device)
+    bf16 = dtype == "bf16"
+    steps = {n: step_fn(m.train(), video, labels, torch.optim.AdamW(m.parameters(), lr=1e-4), bf16)
+             for n, m in models.items()}
+    emulated = bf16 and not native_bf16(device)
+    result = {"preset": preset, "frames": frames, "batch": batch, "dtype": dtype, "autocast": bf16,
+              "emulated_bf16": emulated, "device": device, "norm_path": norm_path,
+              "peak_mib": {}, "times_s": {n: [] for n in steps}}
     for name, fn in steps.items():  # warm-up, which also measures peak memory
-        _, _, peak = _torch_peak(fn, "cpu")
+        _, _, peak = _torch_peak(fn, device)
         result["peak_mib"][name] = peak / 2**20
     rng = np.random.default_rng(seed)
-    for _ in range(rounds):
+    for _ in range(min(rounds, 3) if emulated else rounds):
         for name in rng.permutation(list(steps)):
+            _sync(device)
             start = time.perf_counter()
             steps[name]()
+            _sync(device)
             result["times_s"][name].append(time.perf_counter() - start)
     med = {n: statistics.median(t) for n, t in result["times_s"].items()}
     cost = ref.compare(cfg, frames, batch)
@@ -99,18 +123,27 @@ def measure_loader(frames: int, size: int, batch: int, workers: int, clips: int 
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}), torch {m['torch']}, "
+    flags = [f for f, on in m.get("cpu_flags", {}).items() if on and f in ("amx_bf16", "avx512_bf16")]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}; "
+             f"{', '.join(flags) if flags else 'no amx_bf16 or avx512_bf16: bf16 emulated'}), device {m['device']}"
+             f"{' (' + m['gpu'] + ')' if m.get('gpu') else ''}, torch {m['torch']}, "
              f"{m['torch_threads']} threads. Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
-             "| case | naive clips/s | InTI clips/s | speed-up | MAC ratio | of ratio | peak MiB naive / InTI | "
-             "memory ratio | activation ratio |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "| case | dtype | rounds | naive clips/s | InTI clips/s | speed-up | MAC ratio | of ratio | peak MiB naive / InTI | "
+             "memory ratio | activation ratio |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in report["rows"]:
-        lines.append(f"| {r['preset']} T{r['frames']} b{r['batch']} | {r['clips_per_s']['naive']:.3g} | "
+        dtype = {"f32": "f32", "bf16": "bf16 autocast"}[r["dtype"]] + (" *" if r["emulated_bf16"] else "")
+        lines.append(f"| {r['preset']} T{r['frames']} b{r['batch']} | {dtype} | {len(r['times_s']['inti'])} | "
+                     f"{r['clips_per_s']['naive']:.3g} | "
                      f"{r['clips_per_s']['inti']:.3g} | {r['speedup']:.2f}x | {r['mac_ratio']:.2f}x | "
-                     f"{r['fraction_of_mac_ratio']:.0%} | {r['peak_mib']['naive']:,.0f} / {r['peak_mib']['inti']:,.0f} | "
+                     f"{r['fraction_of_mac_ratio']:.0%}{'' if r['emulated_bf16'] else ' ✓' if r['fraction_of_mac_ratio'] >= TARGET else ' ✗'} | "
+                     f"{r['peak_mib']['naive']:,.0f} / {r['peak_mib']['inti']:,.0f} | "
                      f"{r['memory_ratio']:.2f}x | {r['activation_ratio']:.2f}x |")
-    loader = report["loader"]
-    lines += ["", f"Loader: {loader['clips_per_s']:.1f} clips/s with {loader['workers']} workers ({loader['source']}); "
-                  f"the nano InTI training step consumes {report['rows'][0]['clips_per_s']['inti']:.1f} clips/s."]
+    if any(r["emulated_bf16"] for r in report["rows"]):
+        lines += ["", "\\* emulated: no bfloat16 matrix units on this CPU; these rows say nothing about bfloat16 hardware."]
+    loader = report.get("loader")
+    if loader:
+        lines += ["", f"Loader: {loader['clips_per_s']:.1f} clips/s with {loader['workers']} workers ({loader['source']}); "
+                      f"the nano InTI training step consumes {report['rows'][0]['clips_per_s']['inti']:.1f} clips/s."]
     return "\n".join(lines) + "\n"
 
 
@@ -118,15 +151,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="nano only, 3 rounds")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--dtypes", default="f32,bf16", help="comma-separated subset of f32,bf16 (autocast); default both")
+    p.add_argument("--norm-path", default="native", choices=("explicit", "native"),
+                   help="LayerNorm path for half-precision inputs (torch_impl.layers; default native)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true", help="replace train_results.* of an earlier run in --out")
     args = p.parse_args(argv)
     if (args.out / "train_results.json").exists() and not args.force:
         p.error(f"{args.out} already holds train_results.json; pass --force to replace it")
     started = time.perf_counter()
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    if not dtypes or set(dtypes) - {"f32", "bf16"}:
+        p.error(f"--dtypes takes a comma-separated subset of f32,bf16, got {args.dtypes!r}")
     cases = [("nano", 8, 2)] if args.quick else [("nano", 8, 2), ("vit_b16", 8, 2)]
-    rows = [measure_case(preset, frames, batch, 3 if args.quick else args.rounds) for preset, frames, batch in cases]
-    report = {"command": "python -m benchmarks.train_speed" + (" --quick" if args.quick else ""),
+    rows = [measure_case(preset, frames, batch, min(args.rounds, 3) if args.quick else args.rounds, dtype=dtype,
+                         norm_path=args.norm_path)
+            for preset, frames, batch in cases for dtype in dtypes]
+    report = {"command": "python -m benchmarks.train_speed" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
               "machine": machine_info("cpu"), "rows": rows,
               "loader": measure_loader(8, ref.preset("nano").image_size, 2, workers=2)}
     report["duration_s"] = time.perf_counter() - started

@@ -93,6 +93,8 @@ def run_parity(
     dtypes=DTYPES,
     *,
     attn_path: str = "sdpa",
+    norm_path: str = "explicit",
+    device: str = "cpu",
     step: Callable[[str], contextlib.AbstractContextManager] | None = None,
     label: str = "",
     tols: dict[str, float] | None = None,
@@ -102,6 +104,8 @@ def run_parity(
     video: (b, T0, 3, H, W) float NumPy array of normalized pixels.
     params: a parameter dict for `cfg` (spec/00-method.md §3.5).
     dtypes: the dtypes torch runs in; each is compared with its `inti.tolerances` entry.
+    attn_path, norm_path: torch_impl's attention and LayerNorm paths. device: where torch runs
+        ("cuda" for the GPU check); the spec always runs in NumPy.
     step: optional `step(label)` context manager wrapped around each forward (a progress bar).
     label: prefix of the step labels ("naive", "InTI").
     tols: optional {dtype: tolerance} overriding `inti.tolerances` (a stricter CI bar).
@@ -129,7 +133,8 @@ def run_parity(
         with step(f"{prefix}torch forward ({name})"):
             dtype = torch_dtypes[name]
             model = from_ref_params(params, cfg, dtype=dtype, attn_path=attn_path).eval()
-            x = torch.from_numpy(np.ascontiguousarray(video)).to(dtype)
+            model = model.set_norm_path(norm_path).to(device)
+            x = torch.from_numpy(np.ascontiguousarray(video)).to(device, dtype)
             t0 = time.perf_counter()
             with torch.no_grad():
                 _, trace = model(x, return_trace=True)
@@ -149,7 +154,7 @@ def run_both(video, params, cfg, dtypes=DTYPES, **kwargs) -> dict[str, ParityRes
     """Parity of the naive adaptation (the backbone, S = ()) and of InTI, on the same clip.
 
     Returns {"naive": ParityResult, "inti": ParityResult}; 2 * steps_per_run(dtypes) steps.
-    kwargs go to `run_parity` (step, attn_path, tols)."""
+    kwargs go to `run_parity` (step, attn_path, norm_path, device, tols)."""
     naive_cfg = cfg.replace(schedule=())
     return {
         "naive": run_parity(video, ref.backbone(params), naive_cfg, dtypes, label="naive", **kwargs),

@@ -1,7 +1,10 @@
-"""The speed benchmark (benchmarks/speed.py) still runs: nano, eager, two rounds, a few seconds.
+"""The benchmarks still run: speed.py on nano (eager, float32, bf16 autocast and pure bf16, two
+rounds), train_speed.py's quick rows, and gpu_check.py (it skips without a GPU; its code paths
+run on the CPU with --device cpu --tiny). Seconds each.
 
-The benchmark itself is not part of the suite (it takes tens of minutes); this only keeps it
-from rotting: every contender runs, agrees with the others, and lands in the JSON and the table.
+The benchmarks themselves are not part of the suite (they take tens of minutes); this only keeps
+them from rotting: every contender runs, agrees with the others, and lands in the JSON, the
+tables and the figure, with its GEMM rate and per-op profile.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 import ref  # noqa: E402
@@ -30,20 +33,39 @@ def test_writes_json_and_markdown(run):
     assert code == 0
     report = json.loads((out / "results.json").read_text())
     table = (out / "results.md").read_text()
-    assert [r["id"] for r in report["rows"]] == ["nano-T8-b1-f32-eager", "nano-T8-b1-bf16-eager"]
+    assert [r["id"] for r in report["rows"]] == ["nano-T8-b1-f32-eager", "nano-T8-b1-bf16-eager",
+                                                 "nano-T8-b1-bf16pure-eager"]
     for key in ("cpu", "cores", "torch", "torch_threads"):
         assert report["machine"][key] not in (None, "")
     assert report["machine"]["torch_threads"] == report["machine"]["cores"]
+    assert set(report["machine"]["cpu_flags"]) >= {"amx_bf16", "avx512_bf16"}
     assert "| case | dtype | mode |" in table and "nano T8 b1" in table and "Targets" in table
+    assert "GEMM GMAC/s" in table and "| θ | Φ |" in table and "warm compile s" in table
+    assert (out / "fraction_of_peak.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bf16_rows_say_whether_bf16_is_emulated(run):
+    _, out = run
+    report = json.loads((out / "results.json").read_text())
+    native = report["machine"]["native_bf16"]
+    for row in report["rows"]:
+        assert row["emulated_bf16"] == (row["dtype"] != "f32" and not native)
+        assert row["pure_bf16"] == (row["dtype"] == "bf16pure") and row["autocast"] == (row["dtype"] == "bf16")
+        if row["emulated_bf16"]:  # the bfloat16 goals are judged only on bfloat16 hardware
+            assert set(row["targets"]) <= {"ref_vs_torch"}
+    if not native:
+        assert "emulated" in (out / "results.md").read_text()
 
 
 def test_every_contender_timed_and_checked(run):
     _, out = run
     rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
-    f32, bf16 = rows["nano-T8-b1-f32-eager"], rows["nano-T8-b1-bf16-eager"]
-    assert set(f32["contenders"]) == {"naive", "inti", "timm", "merge", "ref"}
-    assert set(bf16["contenders"]) == {"naive", "inti", "timm", "merge"}  # ref runs in float32 only
-    for row in (f32, bf16):
+    f32, bf16, pure = (rows[f"nano-T8-b1-{d}-eager"] for d in ("f32", "bf16", "bf16pure"))
+    assert set(f32["contenders"]) == {"naive", "inti", "timm", "merge", "gemm", "ref"}
+    for row in (bf16, pure):
+        assert set(row["contenders"]) == {"naive", "inti", "timm", "merge", "gemm"}  # ref runs in float32 only
+        assert "bf16_vs_f32" in row["checks"]
+    for row in (f32, bf16, pure):
         assert row["repeats"] == 2
         for c in row["contenders"].values():
             assert len(c["times_s"]) == 2 and all(t > 0 for t in c["times_s"])
@@ -53,6 +75,30 @@ def test_every_contender_timed_and_checked(run):
         for key in ("speedup", "fraction_of_ideal", "merge_share", "naive_vs_timm"):
             assert row[key] is not None and row[key] > 0
     assert "inti_vs_ref" in f32["checks"] and f32["ref_vs_torch"] > 0
+
+
+def test_fraction_of_peak_and_profile(run):
+    """Each model's MAC/s over the GEMM rate of the same rounds, and the per-op breakdown."""
+    from benchmarks.breakdown import GROUPS
+
+    _, out = run
+    cfg = ref.preset("nano")
+    for row in json.loads((out / "results.json").read_text())["rows"]:
+        gemm = row["contenders"]["gemm"]
+        M, C, H = 8 * cfg.num_tokens, cfg.width, cfg.mlp_width
+        assert gemm["macs"] == M * C * (4 * C + 2 * H)  # qkv, proj, fc1, fc2 over B*T*N tokens
+        assert row["gemm_gmac_per_s"] == pytest.approx(gemm["macs"] / gemm["median_s"] / 1e9)
+        naive = row["contenders"]["naive"]
+        assert naive["macs"] == ref.count_macs(cfg.replace(schedule=()), 8)["total"]
+        assert naive["fraction_of_peak"] == pytest.approx(naive["gmac_per_s"] / row["gemm_gmac_per_s"])
+        for name in ("naive", "inti", "timm"):
+            b = row["contenders"][name]["breakdown"]
+            assert set(b["seconds"]) == set(GROUPS) and all(v >= 0 for v in b["seconds"].values())
+            assert sum(b["seconds"].values()) == pytest.approx(b["wall_s"], rel=0.05)
+            assert b["seconds"]["gemm"] > 0 and b["seconds"]["attention"] > 0
+            merged = b["seconds"]["theta"] > 0 and b["seconds"]["phi"] > 0
+            assert merged == (name == "inti")  # θ and Φ only where there are merges
+        assert row["norm_path"] == "native"
 
 
 def test_predicted_ratio_is_the_mac_ratio(run):
@@ -65,13 +111,20 @@ def test_predicted_ratio_is_the_mac_ratio(run):
 
 
 def test_plan_and_flags():
-    full = [r.id for r in speed.plan(speed.parse_args([]))]
-    assert "vit_b16-T16-b1-f32-eager" in full and "vit_l14-T16-b1-f32-compile" in full
-    assert "vit_b16-T16-b4-f32-eager" in full
-    assert [r.id for r in speed.plan(speed.parse_args(["--quick"]))] == ["vit_b16-T8-b1-f32-eager"]
-    assert [r.id for r in speed.plan(speed.parse_args(["--only", "vit_l14*bf16-eager"]))] == ["vit_l14-T16-b1-bf16-eager"]
-    with pytest.raises(SystemExit):
-        speed.parse_args(["--contenders", "naive,bogus"])
+    full = [r.id for r in speed.plan(speed.parse_args(["--all"]))]
+    for case in ("vit_b16-T8-b1", "vit_b16-T16-b4", "vit_l14-T8-b4", "vit_l14-T16-b1"):
+        for dtype in ("f32", "bf16", "bf16pure"):
+            assert {f"{case}-{dtype}-eager", f"{case}-{dtype}-compile"} <= set(full)
+    assert len(full) == 8 * 3 * 2
+    quick = [r.id for r in speed.plan(speed.parse_args(["--quick"]))]
+    assert quick == ["vit_b16-T8-b1-f32-eager", "vit_b16-T8-b1-bf16-eager", "vit_b16-T8-b1-bf16pure-eager"]
+    only = [r.id for r in speed.plan(speed.parse_args(["--only", "vit_l14*bf16-eager"]))]
+    assert only == [f"vit_l14-T{t}-b{b}-bf16-eager" for b in (1, 4) for t in (8, 16)]
+    skipped = [r.id for r in speed.plan(speed.parse_args(["--all", "--skip", "vit_l14,compile", "--dtypes", "f32"]))]
+    assert skipped == [f"vit_b16-T{t}-b{b}-f32-eager" for b in (1, 4) for t in (8, 16)]
+    for bad in (["--contenders", "naive,bogus"], ["--dtypes", "f32,f64"]):
+        with pytest.raises(SystemExit):
+            speed.parse_args(bad)
 
 
 def test_the_training_benchmark_runs(tmp_path):
@@ -79,6 +132,40 @@ def test_the_training_benchmark_runs(tmp_path):
 
     assert train_speed.main(["--quick", "--rounds", "1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "train_results.json").read_text())
-    row = report["rows"][0]
-    assert row["preset"] == "nano" and row["speedup"] > 0 and row["activation_ratio"] == 2.0
-    assert report["loader"]["clips"] == 64 and "| nano T8 b2 |" in (tmp_path / "train_results.md").read_text()
+    assert [(r["preset"], r["dtype"]) for r in report["rows"]] == [("nano", "f32"), ("nano", "bf16")]
+    for row in report["rows"]:
+        assert row["speedup"] > 0 and row["activation_ratio"] == 2.0 and row["peak_mib"]["inti"] > 0
+        assert row["fraction_of_mac_ratio"] == pytest.approx(row["speedup"] / row["mac_ratio"])
+    assert report["rows"][1]["autocast"] and report["rows"][1]["emulated_bf16"] == (not report["machine"]["native_bf16"])
+    table = (tmp_path / "train_results.md").read_text()
+    assert report["loader"]["clips"] == 64 and "| nano T8 b2 | f32 |" in table and "| nano T8 b2 | bf16 autocast" in table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip without a GPU")
+def test_gpu_check_skips_cleanly_without_cuda(tmp_path, capsys):
+    from benchmarks import gpu_check
+
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["status"] == "skipped" and report["reason"] == "skipped: no CUDA device"
+    assert report["machine"]["cpu"] and "sections" not in report
+    assert "skipped: no CUDA device" in capsys.readouterr().out
+
+
+def test_gpu_check_code_paths_on_the_cpu(tmp_path):
+    """--device cpu --tiny: parity in four dtypes and FlopCounterMode run (bench and compile are
+    covered above and by the parity tests); every section's result lands in the one JSON."""
+    from benchmarks import gpu_check
+
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--skip", "compile,bench", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["status"] == "ok" and report["sections"]["compile"]["skipped"].startswith("skipped")
+    parity, flops = report["sections"]["parity"], report["sections"]["flops"]
+    assert parity["ok"] and flops["ok"]
+    runs = parity["runs"]
+    assert {r["variant"] for r in runs} == {"naive", "inti"} and {r["norm_path"] for r in runs} == {"explicit", "native"}
+    assert set(next(r for r in runs if "float64" in r["worst"])["worst"]) == {"float64", "float32", "bfloat16", "float16"}
+    assert any(r.get("autocast_bfloat16") for r in runs)
+    assert all(r["counted_flops"] == r["expected_flops"] and r["attention_ops"] for r in flops["runs"])

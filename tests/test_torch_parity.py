@@ -11,7 +11,9 @@ non-zero values (``case.params(random_scores=True)``) so that the merge weights 
   one-element readout; see `low_precision_cases` for why. ref runs in float64 on the very
   values the low-precision model holds (parameters and pixels rounded to its dtype), so the
   error measured is torch's arithmetic, not the rounding of its inputs.
-- fused (sdpa) against explicit attention, autocast, torch.compile, CPU against CUDA.
+- fused (sdpa) against explicit attention, the native LayerNorm path against ref (half
+  precision) and against the explicit one (bitwise in float32 and float64), autocast,
+  torch.compile, CPU against CUDA.
 """
 
 from __future__ import annotations
@@ -131,10 +133,13 @@ def test_forward_without_trace_returns_the_trace_logits():
 
 # ---- float32, bfloat16, float16 ---------------------------------------------------------------
 
-def _low_precision_parity(case, dtype):
+def _low_precision_parity(case, dtype, norm_path="explicit"):
     params = case.params(random_scores=True)
     _, expected = run_ref(params, case.video, case.cfg, dtype)
-    logits, trace = run_torch(params, case.video, case.cfg, dtype)
+    model = torch_impl.from_ref_params(params, case.cfg, TORCH_DTYPES[dtype]).eval().set_norm_path(norm_path)
+    assert model.norm_path == norm_path
+    with torch.no_grad():
+        logits, trace = model(torch.from_numpy(np.ascontiguousarray(case.video)).to(TORCH_DTYPES[dtype]), return_trace=True)
     assert logits.dtype == TORCH_DTYPES[dtype]
     assert_trace_close(trace, expected, dtype)
 
@@ -154,13 +159,39 @@ def test_half_precision_trace_matches_ref(dtype, case):
     _low_precision_parity(case, dtype)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@given(case=HALF_CASES)
+@example(case=nano_case())
+@example(case=nano_case(frames=8, batch=2, weight_granularity="channel"))
+def test_native_layer_norm_matches_ref(dtype, case):
+    """The "native" LayerNorm path (torch's half-precision kernel, no float32 copies) stays
+    within the same bar as the explicit float32 round trip."""
+    _low_precision_parity(case, dtype, norm_path="native")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_norm_paths_agree_bitwise_outside_half_precision(dtype):
+    """Only half-precision inputs take another path: float32 and float64 traces are identical."""
+    case = nano_case(frames=4, batch=2)
+    model = torch_impl.from_ref_params(case.params(random_scores=True), case.cfg, TORCH_DTYPES[dtype]).eval()
+    video = torch.from_numpy(case.video).to(TORCH_DTYPES[dtype])
+    with torch.no_grad():
+        _, explicit = model.set_norm_path("explicit")(video, return_trace=True)
+        _, native = model.set_norm_path("native")(video, return_trace=True)
+    assert all(torch.equal(explicit[k], native[k]) for k in explicit)
+    assert all(m.path == "native" for m in model.modules() if isinstance(m, torch_impl.layers.LayerNorm))
+    with pytest.raises(ValueError, match="norm path must be one of"):
+        model.set_norm_path("fused")
+
+
+@pytest.mark.parametrize("norm_path", ["explicit", "native"])
 @pytest.mark.parametrize("frames, batch", [(4, 2), (8, 1)])
-def test_autocast_bfloat16_matches_ref(frames, batch):
+def test_autocast_bfloat16_matches_ref(frames, batch, norm_path):
     """A float32 model under CPU autocast to bfloat16 stays within the bfloat16 bar."""
     case = nano_case(frames=frames, batch=batch, dtype=np.float32)
     params = {k: v.astype(np.float32) for k, v in case.params(random_scores=True).items()}
     _, expected = run_ref(params, case.video, case.cfg)  # float32 values, float64 arithmetic
-    model = torch_impl.from_ref_params(params, case.cfg, torch.float32).eval()
+    model = torch_impl.from_ref_params(params, case.cfg, torch.float32).eval().set_norm_path(norm_path)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         _, trace = model(torch.from_numpy(case.video), return_trace=True)
     # autocast really ran the blocks in bfloat16

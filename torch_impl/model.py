@@ -16,7 +16,7 @@ from .block import make_block
 from .checks import check_frames, check_output, check_video
 from .embed import patch_embed
 from .interpolation import Merge
-from .layers import LayerNorm
+from .layers import NORM_PATHS, LayerNorm
 from .temporal import TemporalEmbedding
 
 
@@ -65,6 +65,20 @@ class InTIModel(nn.Module):
             raise ValueError(f"attention path must be one of {PATHS}, got {path!r}")
         for blk in self.blocks:
             blk.attn.path = path
+        return self
+
+    @property
+    def norm_path(self) -> str:
+        return self.ln_post.path
+
+    def set_norm_path(self, path: str) -> "InTIModel":
+        """Switch every LayerNorm (blocks, ln_pre, ln_post, θ, temporal modules) between the
+        "explicit" float32 round trip and torch's "native" half-precision kernel (layers.py)."""
+        if path not in NORM_PATHS:
+            raise ValueError(f"norm path must be one of {NORM_PATHS}, got {path!r}")
+        for module in self.modules():
+            if isinstance(module, LayerNorm):
+                module.path = path
         return self
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:

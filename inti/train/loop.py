@@ -188,7 +188,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
 
 
 def _entropy_bits(a: torch.Tensor) -> torch.Tensor:
-    a = a.clamp(1e-12, 1 - 1e-12)
+    a = a.double().clamp(1e-12, 1 - 1e-12)  # in float64: 1 - 1e-12 is 1.0 in float32, and 0 * log2(0) NaN
     return -(a * torch.log2(a) + (1 - a) * torch.log2(1 - a))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import report
 from .run import FULL, QUICK, TensorClips, build_model, experiment, machine, predict, quiet
+from .tasks import make_clip
 from .variants import variants
 
 CHECKPOINT = "inti_informative.safetensors"  # the trained InTI that inti/assets ships a copy of
@@ -89,7 +90,11 @@ def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: 
     else:
         rows = experiment(out, scale, chosen, say=say, keep=Keeper(out, scale.seeds[0]), jobs=JOBS)
         seconds, finished = time.perf_counter() - start, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    table = report.aggregate(rows, chosen)
+    infos = None
+    if any(r["task"] == "informative" for r in rows):
+        n = len(next(r for r in rows if r["task"] == "informative")["test_correct"])
+        infos = [make_clip("informative", "test", i, 0)[2] for i in range(n)]  # the test clips' digit frames
+    table = report.aggregate(rows, chosen, infos)
     pretrain = [json.loads(p.read_text()) for p in sorted((out / "cache").glob(f"pretrained-seed*-{scale.pretrain_steps}.json"))
                 if json.loads(p.read_text())["seed"] in scale.seeds]
     result = {
@@ -99,7 +104,7 @@ def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: 
                        for t in ("informative", "motion", "arrow") if any(r["task"] == t for r in rows)},
         "pretrain": pretrain,
         "checkpoint_sha256": _sha256(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None,
-        "rows": table, "claims": report.claims(rows), "runs": len(rows),  # the runs themselves: runs.jsonl
+        "rows": table, "claims": report.claims(rows, infos), "runs": len(rows),  # the runs themselves: runs.jsonl
     }
     report.write_results(out, result)
     report.accuracy_macs_figure(table, out / "accuracy_macs.png")

@@ -17,13 +17,23 @@ import ref
 from ...io.atomic import write_text
 from . import stats
 from .tasks import CLASSES, FRAMES, K_SHOWN
-from .variants import Variant
+from .variants import INTI_SCHEDULE, Variant
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 UNIFORM_SHARE = K_SHOWN / FRAMES
 
 
-def aggregate(rows: list[dict], chosen: list[Variant]) -> list[dict]:
+def share_ceiling(infos: list[dict], merges: int) -> float:
+    """The largest digit-frame share any weights can give: with m merges each output frame
+    stands for a group of 2^m neighbouring frames and its contributions sum to 1 (softmax), so a
+    clip's share is at most (groups holding a digit frame) / (groups), averaged over the clips.
+    Uniform weights give k/8."""
+    group = 2 ** merges
+    groups = FRAMES // group
+    return float(np.mean([len({f // group for f in info["digit_frames"]}) / groups for info in infos]))
+
+
+def aggregate(rows: list[dict], chosen: list[Variant], infos: list[dict] | None = None) -> list[dict]:
     """One row per (task, variant): top-1 mean and 95% t half-width over seeds, per seed, MACs."""
     by = {}
     for r in rows:
@@ -47,6 +57,8 @@ def aggregate(rows: list[dict], chosen: list[Variant]) -> list[dict]:
             if shares:
                 row["digit_share_mean"], row["digit_share_ci95"] = stats.t_interval(shares)
                 row["digit_share_per_seed"] = shares
+                if infos is not None:
+                    row["digit_share_ceiling"] = share_ceiling(infos, len(v.config(task).schedule))
             out.append(row)
     return out
 
@@ -77,7 +89,7 @@ def best_single_branch(rows) -> str | None:
     return max(single, key=lambda k: np.mean(single[k])) if single else None
 
 
-def claims(rows) -> dict:
+def claims(rows, infos: list[dict] | None = None) -> dict:
     """Each claim's comparisons and verdict, by the rules written in the README before the run."""
     def rule(name, d, judge, **kw):
         if d is None:
@@ -128,6 +140,8 @@ def claims(rows) -> dict:
                                                           "does not hold" if mean + half <= UNIFORM_SHARE else "inconclusive")
         out["maps"] = {"rule": f"InTI's digit-frame share is above uniform ({UNIFORM_SHARE:g})", "mean": mean,
                        "lo": lo, "hi": mean + half, "per_seed": shares, "verdict": verdict}
+        if infos is not None:
+            out["maps"]["ceiling"] = share_ceiling(infos, len(INTI_SCHEDULE))
     return out
 
 
@@ -200,6 +214,9 @@ def digit_share_figure(table: list[dict], path: Path) -> None:
         err = 0 if math.isnan(r["digit_share_ci95"]) else r["digit_share_ci95"]
         ax.bar(i, r["digit_share_mean"], yerr=err, color=COLORS.get(r["variant"], "C0"), alpha=0.7, capsize=3)
         ax.plot([i] * len(r["digit_share_per_seed"]), r["digit_share_per_seed"], "k.", ms=4)
+        if "digit_share_ceiling" in r:
+            ax.plot([i - 0.4, i + 0.4], [r["digit_share_ceiling"]] * 2, color="C3", lw=1.5,
+                    label="the most any weights can give" if i == 0 else None)
     ax.axhline(UNIFORM_SHARE, color="k", ls="--", lw=1, label=f"uniform weights: k/8 = {UNIFORM_SHARE:g}")
     ax.set_xticks(range(len(rows)), [r["variant"] for r in rows], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("share of the contribution on the digit frames")
@@ -287,7 +304,9 @@ def results_markdown(result: dict) -> str:
     if "maps" in c:
         m = c["maps"]
         lines += ["", f"**Maps**: {m['rule']}: **{m['verdict']}**; mean {m['mean']:.3f}, 95% CI "
-                      f"[{m['lo']:.3f}, {m['hi']:.3f}], per seed {', '.join(f'{x:.3f}' for x in m['per_seed'])}."]
+                      f"[{m['lo']:.3f}, {m['hi']:.3f}], per seed {', '.join(f'{x:.3f}' for x in m['per_seed'])}"
+                  + (f"; the most any weights can give on these clips is {m['ceiling']:.3f} (one merge: a digit "
+                     "frame can take at most its pair's whole weight)." if "ceiling" in m else ".")]
     return "\n".join(lines)
 
 

@@ -295,8 +295,11 @@ def experiment(out: Path, scale: Scale, chosen: list[Variant], say=print, keep=N
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         seeds = sorted({s for _, _, s in todo})
         for info in pool.map(_pretrain_job, seeds, [scale] * len(seeds), [cache] * len(seeds)):
-            say(f"the image model of seed {info['seed']}: val top-1 {info['val_top1']:.3f}, trained in "
-                f"{info['seconds']:.0f} s" + (" (cached)" if info["cached"] else ""))
+            if info["val_top1"] is None:
+                say(f"seed {info['seed']}: the backbone of the shipped checkpoint (no pretraining)")
+            else:
+                say(f"the image model of seed {info['seed']}: val top-1 {info['val_top1']:.3f}, trained in "
+                    f"{info['seconds']:.0f} s" + (" (cached)" if info["cached"] else ""))
         futures = {pool.submit(_run_job, v, t, s, scale, cache, keep): (v.name, t, s) for v, t, s in todo}
         bar = tqdm(total=len(futures), desc="runs", unit="run", disable=say is quiet)
         for future in as_completed(futures):

@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench tutorials clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ test: setup
 bench: setup
 	$(BIN)/python -m benchmarks.speed --force  # replaces an earlier run in benchmarks/out/
 	$(BIN)/python -m benchmarks.train_speed --force
+
+tutorials: setup
+	$(BIN)/python tutorials/run.py  # executes the four notebooks with the solutions filled in, in a temporary folder
 
 clean:
 	rm -rf $(VENV) inti-demo benchmarks/out

@@ -104,7 +104,7 @@ def test_demo_refuses_a_folder_with_earlier_results_unless_forced(tmp_path, caps
     assert (out / "fig1_compute.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
     assert sorted(p.name for p in out.iterdir()) == [
-        "fig1_compute.png", "fig2_contributions.png", "fig3_parity.png", "notes.txt"]
+        "fig1_compute.png", "fig2_contributions.png", "fig3_parity.png", "fig4_learned.png", "notes.txt"]
 
 
 def test_a_failed_figure_leaves_no_truncated_file(tmp_path, monkeypatch):

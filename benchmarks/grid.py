@@ -15,7 +15,7 @@ CONTENDERS = ("naive", "inti", "timm", "merge", "gemm", "ref")
 # f32: float32. bf16: torch.autocast to bfloat16, the weights stay float32. bf16pure: the models
 # cast to bfloat16 (model.to(torch.bfloat16)) and a bfloat16 input.
 DTYPES = ("f32", "bf16", "bf16pure")
-MODES = ("eager", "compile")
+MODES = ("eager", "compile", "freeze")  # freeze: torch.compile with inductor's freezing (weights as constants)
 TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "bf16pure": "bfloat16"}  # the operands' dtype
 FEWER_REPEATS = {"vit_l14": 3}  # at most this many rounds for these presets (the issue: "L rows may run fewer")
 
@@ -39,7 +39,7 @@ class Row:
 
     case: Case
     dtype: str  # "f32", "bf16" (autocast) or "bf16pure" (the model in bfloat16)
-    mode: str  # "eager" or "compile"
+    mode: str  # "eager", "compile" or "freeze" (compiled with inductor's freezing)
 
     @property
     def id(self) -> str:

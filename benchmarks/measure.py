@@ -69,6 +69,34 @@ def native_bf16(device: str) -> bool:
     return bool(_cpu_flags() & set(BF16_FLAGS))
 
 
+# glibc's malloc hands big blocks (above a threshold that it raises and lowers as blocks are
+# freed) to fresh mmap'ed pages, and gives freed memory back to the kernel: then a contender's
+# big temporaries page-fault on every call, by an amount that depends on what ran before it.
+# Measured here (float32 ViT-B/16, 8 frames, 5 rounds): naive 1.96-3.52 s per call with the
+# defaults, 2.01-2.22 s with both thresholds fixed at 1 GB. `fixed_malloc` sets them for the
+# process (mallopt, as the MALLOC_*_ environment variables would), for every contender alike.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+MALLOC_FIXED: dict = {}
+MALLOC_THRESHOLD = 1 << 30
+
+
+def fixed_malloc() -> dict:
+    """Fix glibc's mmap and trim thresholds at 1 GiB; returns what was set (empty off glibc, or
+    when the environment sets them already: then the user's values stand)."""
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD")):
+        return {}
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        ok = [libc.mallopt(opt, MALLOC_THRESHOLD) == 1 for opt in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)]
+    except (OSError, AttributeError):  # not glibc
+        return {}
+    if all(ok):
+        MALLOC_FIXED.update(mmap_threshold=MALLOC_THRESHOLD, trim_threshold=MALLOC_THRESHOLD)
+    return dict(MALLOC_FIXED)
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -100,6 +128,7 @@ def machine_info(device: str) -> dict:
         "loadavg_start": _loadavg(),
         # glibc's allocator settings: they decide whether big temporaries are fresh pages
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
+        "malloc_fixed": MALLOC_FIXED,  # what fixed_malloc() set, if the script called it
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -232,6 +261,23 @@ def _rounds(row: Row, args, round_s: float) -> int:
     return min(repeats, max(cap, args.min_repeats)) if cap else repeats
 
 
+COMPILED_MODES = ("compile", "freeze")
+
+
+@contextlib.contextmanager
+def _inductor_freezing(on: bool):
+    """"freeze" rows: inductor's `freezing` for the row (inference only). The weights become
+    constants of the graph, folded and, on the CPU, prepacked into oneDNN's layout for the
+    matrix products; the models' own parameters are untouched."""
+    if not on:
+        yield
+        return
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(freezing=True):
+        yield
+
+
 def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
     """Warm up, check, profile, then time every contender of `row` in interleaved rounds."""
     from .breakdown import profile_call
@@ -255,10 +301,11 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
         "contenders": {}, "checks": {}, "loadavg_start": _loadavg(),
         "weights_mib": sum(t.numel() * t.element_size() for t in inti.parameters()) / 2**20,
     }
-    with torch.inference_mode(), _autocast(row, device), _quietly():
+    compiles = row.mode in COMPILED_MODES
+    with torch.inference_mode(), _autocast(row, device), _quietly(), _inductor_freezing(row.mode == "freeze"):
         merge_x = merge_inputs(inti, x) if "merge" in wanted and len(cfg.schedule) else []
         fns: dict[str, object] = {}
-        if row.mode == "compile":
+        if compiles:
             torch.compiler.reset()  # a fresh cache per row: no stale guards, no cache-size fallback
             compiled = {
                 "naive": torch.compile(naive, dynamic=False),
@@ -290,7 +337,7 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
         outputs = {}
         for name, fn in fns.items():
             entry = result["contenders"].setdefault(name, {})
-            if row.mode == "compile" and name in ("naive", "inti", "merge"):
+            if compiles and name in ("naive", "inti", "merge"):
                 log(f"  compiling {name} ...")
                 entry["compile_s"], _ = _timed(fn, device)
             if name == "ref":
@@ -308,7 +355,7 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
             checks["naive_vs_timm"] = _check(outputs["naive"], outputs["timm"], tol)
         if "inti" in outputs and "ref" in outputs:
             checks["inti_vs_ref"] = _check(outputs["inti"], outputs["ref"], tol)
-        if row.mode == "compile" and "inti" in outputs:
+        if compiles and "inti" in outputs:
             with contextlib.suppress(Exception):
                 checks["compiled_vs_eager"] = _check(outputs["inti"], inti(x), tol)
         if row.dtype != "f32" and row.mode == "eager" and "inti" in outputs:
@@ -342,7 +389,7 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
             gc.enable()
 
         # The warm-cache compile: dynamo's caches cleared, inductor's (in memory, on disk) kept.
-        if row.mode == "compile":
+        if compiles:
             torch.compiler.reset()
             for name in ("naive", "inti", "merge"):
                 if name in fns:
@@ -421,12 +468,12 @@ def add_ratios(result: dict, cfg: ref.ModelConfig, case: Case) -> None:
 
 
 def add_compile_gain(rows: list[dict]) -> None:
-    """For compile rows: eager InTI time / compiled InTI time of the same case and dtype (> 1: helps)."""
+    """For compile and freeze rows: eager InTI time / compiled InTI time of the same case and dtype (> 1: helps)."""
     eager = {(r["preset"], r["frames"], r["batch"], r["dtype"]): r for r in rows if r["mode"] == "eager"}
     for r in rows:
         r["compile_gain"] = None
         e = eager.get((r["preset"], r["frames"], r["batch"], r["dtype"]))
-        if r["mode"] == "compile" and e:
+        if r["mode"] in COMPILED_MODES and e:
             gains = {}
             for name in ("naive", "inti"):
                 ce, cc = e["contenders"].get(name, {}), r["contenders"].get(name, {})

@@ -28,7 +28,7 @@ from torch_impl.layers import NORM_PATHS
 
 from .contenders import prepare_case
 from .grid import CONTENDERS, DTYPES, plan
-from .measure import _loadavg, add_compile_gain, cores, machine_info, run_row
+from .measure import _loadavg, add_compile_gain, cores, fixed_malloc, machine_info, run_row
 from inti.io.atomic import write_text
 
 from .report import _x, evaluate_targets, figure, markdown, update_readme
@@ -77,6 +77,10 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the core count)")
     p.add_argument("--seed", type=int, default=0, help="weights, input and round order (default 0)")
+    p.add_argument("--malloc", default="fixed", choices=("fixed", "default"),
+                   help="fixed (default): glibc's mmap and trim thresholds fixed at 1 GiB for the run, so that "
+                        "big temporaries do not page-fault by an amount that depends on the previous contender; "
+                        "default: glibc's own (benchmarks/README.md, Methodology)")
     p.add_argument("--norm-path", default="native", choices=NORM_PATHS,
                    help="LayerNorm path of our models for half-precision inputs (default native: torch's "
                         "kernel, no float32 copies; explicit: the readable float32 round trip)")
@@ -114,6 +118,8 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     threads_before = torch.get_num_threads()
+    if args.malloc == "fixed":
+        fixed_malloc()
     torch.set_num_threads(args.threads or cores())
     started = time.perf_counter()
 
@@ -127,7 +133,7 @@ def main(argv=None) -> int:
     # Compile times are cold when inductor's on-disk cache starts empty: a fresh one per run
     # (unless TORCHINDUCTOR_CACHE_DIR is set); the warm-cache figure reuses it within the run.
     cache = None
-    if any(r.mode == "compile" for r in rows) and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    if any(r.mode != "eager" for r in rows) and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         cache = tempfile.TemporaryDirectory(prefix="inti-bench-inductor-")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     command = "python -m benchmarks.speed" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(

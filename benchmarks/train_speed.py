@@ -37,7 +37,7 @@ from inti.io.atomic import write_text
 
 from inti.train.loop import _autocast
 
-from .measure import _sync, _torch_peak, machine_info, native_bf16
+from .measure import _sync, _torch_peak, fixed_malloc, machine_info, native_bf16
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 TARGET = 0.9  # the training step's speed-up, as a fraction of the MAC ratio (issue 14; not judged when emulated)
@@ -156,9 +156,13 @@ def main(argv=None) -> int:
                    help="LayerNorm path for half-precision inputs (torch_impl.layers; default native)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true", help="replace train_results.* of an earlier run in --out")
+    p.add_argument("--malloc", default="fixed", choices=("fixed", "default"),
+                   help="glibc's mmap and trim thresholds fixed at 1 GiB (default) or glibc's own; as benchmarks.speed")
     args = p.parse_args(argv)
     if (args.out / "train_results.json").exists() and not args.force:
         p.error(f"{args.out} already holds train_results.json; pass --force to replace it")
+    if args.malloc == "fixed":
+        fixed_malloc()
     started = time.perf_counter()
     dtypes = [d for d in args.dtypes.split(",") if d]
     if not dtypes or set(dtypes) - {"f32", "bf16"}:

@@ -24,7 +24,7 @@ from benchmarks import speed  # noqa: E402
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     code = speed.main(["--preset", "nano", "--frames", "8", "--only", "eager", "--repeats", "2",
-                       "--min-repeats", "1", "--out", str(out)])
+                       "--min-repeats", "1", "--malloc", "default", "--out", str(out)])
     return code, out
 
 
@@ -110,27 +110,30 @@ def test_predicted_ratio_is_the_mac_ratio(run):
     assert row["fraction_of_ideal"] == pytest.approx(row["speedup"] / row["predicted"])
 
 
-def test_plan_and_flags():
-    full = [r.id for r in speed.plan(speed.parse_args(["--all"]))]
+def test_plan_and_flags(tmp_path):
+    def parse(*argv):  # an empty --out: the default one may hold a user's earlier run
+        return speed.parse_args([*argv, "--out", str(tmp_path)])
+
+    full = [r.id for r in speed.plan(parse("--all"))]
     for case in ("vit_b16-T8-b1", "vit_b16-T16-b4", "vit_l14-T8-b4", "vit_l14-T16-b1"):
         for dtype in ("f32", "bf16", "bf16pure"):
-            assert {f"{case}-{dtype}-eager", f"{case}-{dtype}-compile"} <= set(full)
-    assert len(full) == 8 * 3 * 2
-    quick = [r.id for r in speed.plan(speed.parse_args(["--quick"]))]
+            assert {f"{case}-{dtype}-eager", f"{case}-{dtype}-compile", f"{case}-{dtype}-freeze"} <= set(full)
+    assert len(full) == 8 * 3 * 3
+    quick = [r.id for r in speed.plan(parse("--quick"))]
     assert quick == ["vit_b16-T8-b1-f32-eager", "vit_b16-T8-b1-bf16-eager", "vit_b16-T8-b1-bf16pure-eager"]
-    only = [r.id for r in speed.plan(speed.parse_args(["--only", "vit_l14*bf16-eager"]))]
+    only = [r.id for r in speed.plan(parse("--only", "vit_l14*bf16-eager"))]
     assert only == [f"vit_l14-T{t}-b{b}-bf16-eager" for b in (1, 4) for t in (8, 16)]
-    skipped = [r.id for r in speed.plan(speed.parse_args(["--all", "--skip", "vit_l14,compile", "--dtypes", "f32"]))]
+    skipped = [r.id for r in speed.plan(parse("--all", "--skip", "vit_l14,compile,freeze", "--dtypes", "f32"))]
     assert skipped == [f"vit_b16-T{t}-b{b}-f32-eager" for b in (1, 4) for t in (8, 16)]
     for bad in (["--contenders", "naive,bogus"], ["--dtypes", "f32,f64"]):
         with pytest.raises(SystemExit):
-            speed.parse_args(bad)
+            parse(*bad)
 
 
 def test_the_training_benchmark_runs(tmp_path):
     from benchmarks import train_speed
 
-    assert train_speed.main(["--quick", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    assert train_speed.main(["--quick", "--rounds", "1", "--malloc", "default", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "train_results.json").read_text())
     assert [(r["preset"], r["dtype"]) for r in report["rows"]] == [("nano", "f32"), ("nano", "bf16")]
     for row in report["rows"]:
@@ -169,3 +172,65 @@ def test_gpu_check_code_paths_on_the_cpu(tmp_path):
     assert set(next(r for r in runs if "float64" in r["worst"])["worst"]) == {"float64", "float32", "bfloat16", "float16"}
     assert any(r.get("autocast_bfloat16") for r in runs)
     assert all(r["counted_flops"] == r["expected_flops"] and r["attention_ops"] for r in flops["runs"])
+
+
+def test_attention_kernels_are_timed_and_checked(tmp_path, capsys):
+    """benchmarks/attention.py on nano: every SDPA backend either runs (and matches float64
+    attention within the dtype's bar) or says it has no kernel here; the default SDPA and the
+    explicit path always run."""
+    from benchmarks import attention
+
+    out = tmp_path / "attn.json"
+    assert attention.main(["--preset", "nano", "--rounds", "2", "--dtypes", "f32,bf16", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["dtype"] for r in report["rows"]] == ["float32", "bfloat16"]
+    for row in report["rows"]:
+        paths = row["contenders"]
+        assert set(paths) == {"explicit", "sdpa", "sdpa:math", "sdpa:flash", "sdpa:efficient", "sdpa:cudnn"}
+        assert paths["explicit"]["runs"] and paths["sdpa"]["runs"] and paths["sdpa:math"]["runs"]
+        for c in paths.values():
+            assert (len(c["ms"]) == 2 and c["rel_error"] <= {"float32": 2e-4, "bfloat16": 1e-1}[row["dtype"]]) if c["runs"] \
+                else c["why"]
+    assert "| bfloat16 | sdpa |" in capsys.readouterr().out
+
+
+def test_a_wrong_attention_kernel_is_refused(monkeypatch):
+    """A fast wrong kernel cannot win: a path off by more than the bar stops the run."""
+    from benchmarks import attention
+
+    monkeypatch.setattr(attention, "contenders", lambda: {"explicit": attention.explicit,
+                                                           "sdpa": lambda q, k, v: attention.explicit(q, k, v) * 1.5})
+    with pytest.raises(SystemExit, match="attention path sdpa in float32 is off"):
+        attention.main(["--preset", "nano", "--rounds", "1", "--dtypes", "f32"])
+
+
+def test_fixed_malloc_sets_glibc_thresholds_and_leaves_a_users_alone():
+    """In a child process (mallopt is process-wide): on glibc both thresholds are fixed; with a
+    MALLOC_*_ variable set, the user's setting stands and nothing is changed."""
+    import subprocess
+    import sys
+
+    code = "from benchmarks.measure import fixed_malloc, machine_info; print(fixed_malloc(), machine_info('cpu')['malloc_fixed'])"
+    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                     env=env).stdout.strip()
+    import os
+    import platform
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    if platform.libc_ver()[0] == "glibc":
+        both = "{'mmap_threshold': 1073741824, 'trim_threshold': 1073741824}"
+        assert run(base) == f"{both} {both}"
+    assert run({**base, "MALLOC_MMAP_THRESHOLD_": "100000"}) == "{} {}"
+
+
+def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
+    """One `freeze` row on nano (torch.compile under inductor's freezing): compiled, checked
+    against eager InTI, timed, and inductor's config is back to unfrozen afterwards."""
+    import torch._inductor.config as inductor_config
+
+    assert speed.main(["--preset", "nano", "--only", "f32-freeze", "--repeats", "1", "--min-repeats", "1",
+                       "--contenders", "naive,inti", "--no-profile", "--malloc", "default", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert row["id"] == "nano-T8-b1-f32-freeze" and row["checks"]["compiled_vs_eager"]["ok"]
+    assert all(row["contenders"][n]["compile_s"] > 0 and len(row["contenders"][n]["times_s"]) == 1 for n in ("naive", "inti"))
+    assert inductor_config.freezing is False

@@ -14,8 +14,9 @@ fresh random order (the median over rounds is reported, the minimum beside it):
   efficient, cudnn; a backend that cannot run these inputs on this device is listed as such.
 
 Each contender's output is checked against float64 attention first (`inti.tolerances.rel_err`
-against the parity bar of the dtype), so a fast wrong kernel cannot win. The MACs are the score and weighted-sum products,
-2 * B*T * heads * N^2 * C/heads; GMAC/s is them over the median time.
+against the parity bar of the dtype), so a fast wrong kernel cannot win. The MACs are the
+score and weighted-sum products, 2 * B*T * heads * N^2 * C/heads; GMAC/s is them over the median
+time.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import ref
 from inti.tolerances import rel_err, tolerance
 from torch_impl.checks import torch_dtype
 
-from .measure import _sync, machine_info
+from .measure import _median, _sync, machine_info
 
 BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
@@ -95,7 +96,7 @@ def measure(cfg: ref.ModelConfig, frames: int, batch: int, dtype: str, device: s
                 result["contenders"][name]["ms"].append((time.perf_counter() - t0) * 1e3)
     for c in result["contenders"].values():
         if c["runs"]:
-            c["median_ms"] = sorted(c["ms"])[len(c["ms"]) // 2]
+            c["median_ms"] = _median(c["ms"])
             c["min_ms"] = min(c["ms"])
             c["gmacs"] = macs / c["median_ms"] / 1e6
     return result

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch._inductor.config as inductor_config
 
 import ref
 from inti.tolerances import rel_err, tolerance
@@ -73,7 +74,7 @@ def native_bf16(device: str) -> bool:
 # freed) to fresh mmap'ed pages, and gives freed memory back to the kernel: then a contender's
 # big temporaries page-fault on every call, by an amount that depends on what ran before it.
 # Measured here (float32 ViT-B/16, 8 frames, 5 rounds): naive 1.96-3.52 s per call with the
-# defaults, 2.01-2.22 s with both thresholds fixed at 1 GB. `fixed_malloc` sets them for the
+# defaults, 2.01-2.22 s with both thresholds fixed at 1 GiB. `fixed_malloc` sets them for the
 # process (mallopt, as the MALLOC_*_ environment variables would), for every contender alike.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
 MALLOC_FIXED: dict = {}
@@ -264,20 +265,6 @@ def _rounds(row: Row, args, round_s: float) -> int:
 COMPILED_MODES = ("compile", "freeze")
 
 
-@contextlib.contextmanager
-def _inductor_freezing(on: bool):
-    """"freeze" rows: inductor's `freezing` for the row (inference only). The weights become
-    constants of the graph, folded and, on the CPU, prepacked into oneDNN's layout for the
-    matrix products; the models' own parameters are untouched."""
-    if not on:
-        yield
-        return
-    import torch._inductor.config as inductor_config
-
-    with inductor_config.patch(freezing=True):
-        yield
-
-
 def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
     """Warm up, check, profile, then time every contender of `row` in interleaved rounds."""
     from .breakdown import profile_call
@@ -302,7 +289,12 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
         "weights_mib": sum(t.numel() * t.element_size() for t in inti.parameters()) / 2**20,
     }
     compiles = row.mode in COMPILED_MODES
-    with torch.inference_mode(), _autocast(row, device), _quietly(), _inductor_freezing(row.mode == "freeze"):
+    # "freeze" rows: inductor's freezing (inference only): the weights become constants of the
+    # graph, folded and, on the CPU, prepacked into oneDNN's layout for the matrix products; the
+    # models' own parameters are untouched. Other rows compile, if at all, unfrozen.
+    with torch.inference_mode(), _autocast(row, device), _quietly(), \
+            inductor_config.patch(freezing=row.mode == "freeze"):
+        result["inductor_freezing"] = inductor_config.freezing
         merge_x = merge_inputs(inti, x) if "merge" in wanted and len(cfg.schedule) else []
         fns: dict[str, object] = {}
         if compiles:

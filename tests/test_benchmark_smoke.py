@@ -51,6 +51,7 @@ def test_bf16_rows_say_whether_bf16_is_emulated(run):
     for row in report["rows"]:
         assert row["emulated_bf16"] == (row["dtype"] != "f32" and not native)
         assert row["pure_bf16"] == (row["dtype"] == "bf16pure") and row["autocast"] == (row["dtype"] == "bf16")
+        assert row["inductor_freezing"] is False  # eager rows: inductor's freezing only in freeze rows
         if row["emulated_bf16"]:  # the bfloat16 goals are judged only on bfloat16 hardware
             assert set(row["targets"]) <= {"ref_vs_torch"}
     if not native:
@@ -232,5 +233,6 @@ def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
                        "--contenders", "naive,inti", "--no-profile", "--malloc", "default", "--out", str(tmp_path)]) == 0
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert row["id"] == "nano-T8-b1-f32-freeze" and row["checks"]["compiled_vs_eager"]["ok"]
+    assert row["inductor_freezing"] is True  # compiled under freezing
     assert all(row["contenders"][n]["compile_s"] > 0 and len(row["contenders"][n]["times_s"]) == 1 for n in ("naive", "inti"))
     assert inductor_config.freezing is False

@@ -128,12 +128,21 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
-    cfg = ref.preset(args.preset)
     dtypes = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+    chosen = [d for d in args.dtypes.split(",") if d]
+    if not chosen or set(chosen) - set(dtypes):
+        p.error(f"--dtypes takes a comma-separated subset of {','.join(dtypes)}, got {args.dtypes!r}")
+    if args.preset not in ref.config.PRESETS:
+        p.error(f"unknown preset {args.preset!r}; choose one of {sorted(ref.config.PRESETS)}")
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda, but torch sees no CUDA device")
+    cfg = ref.preset(args.preset)
     report = {"machine": machine_info(args.device), "device": args.device, "preset": args.preset,
               "frames": args.frames, "batch": args.batch, "rounds": args.rounds,
               "rows": [measure(cfg, args.frames, args.batch, dtypes[d], args.device, args.rounds)
-                       for d in args.dtypes.split(",")]}
+                       for d in chosen]}
     print(markdown(report))
     if args.json:
         from inti.io.atomic import write_text

@@ -180,6 +180,7 @@ def test_attention_kernels_are_timed_and_checked(tmp_path, capsys):
     attention within the dtype's bar) or says it has no kernel here; the default SDPA and the
     explicit path always run."""
     from benchmarks import attention
+    from inti.tolerances import tolerance
 
     out = tmp_path / "attn.json"
     assert attention.main(["--preset", "nano", "--rounds", "2", "--dtypes", "f32,bf16", "--json", str(out)]) == 0
@@ -190,8 +191,7 @@ def test_attention_kernels_are_timed_and_checked(tmp_path, capsys):
         assert set(paths) == {"explicit", "sdpa", "sdpa:math", "sdpa:flash", "sdpa:efficient", "sdpa:cudnn"}
         assert paths["explicit"]["runs"] and paths["sdpa"]["runs"] and paths["sdpa:math"]["runs"]
         for c in paths.values():
-            assert (len(c["ms"]) == 2 and c["rel_error"] <= {"float32": 2e-4, "bfloat16": 1e-1}[row["dtype"]]) if c["runs"] \
-                else c["why"]
+            assert (len(c["ms"]) == 2 and c["rel_error"] <= tolerance(row["dtype"])) if c["runs"] else c["why"]
     assert "| bfloat16 | sdpa |" in capsys.readouterr().out
 
 
@@ -208,14 +208,16 @@ def test_a_wrong_attention_kernel_is_refused(monkeypatch):
 def test_fixed_malloc_sets_glibc_thresholds_and_leaves_a_users_alone():
     """In a child process (mallopt is process-wide): on glibc both thresholds are fixed; with a
     MALLOC_*_ variable set, the user's setting stands and nothing is changed."""
+    import os
+    import platform
     import subprocess
     import sys
 
     code = "from benchmarks.measure import fixed_malloc, machine_info; print(fixed_malloc(), machine_info('cpu')['malloc_fixed'])"
-    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                     env=env).stdout.strip()
-    import os
-    import platform
+
+    def run(env):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=env).stdout.strip()
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
     if platform.libc_ver()[0] == "glibc":
@@ -236,3 +238,16 @@ def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
     assert row["inductor_freezing"] is True  # compiled under freezing
     assert all(row["contenders"][n]["compile_s"] > 0 and len(row["contenders"][n]["times_s"]) == 1 for n in ("naive", "inti"))
     assert inductor_config.freezing is False
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dtypes", "f32,f64"], "--dtypes takes a comma-separated subset of f32,bf16,f16, got 'f32,f64'"),
+    (["--preset", "vit_x"], "unknown preset 'vit_x'"),
+    (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+])
+def test_attention_benchmark_refuses_bad_arguments(argv, message, capsys):
+    from benchmarks import attention
+
+    with pytest.raises(SystemExit) as e:
+        attention.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err

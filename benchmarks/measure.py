@@ -29,7 +29,7 @@ import ref
 from inti.tolerances import rel_err, tolerance
 from torch_impl import to_numpy
 
-from . import OMP_WAIT_POLICY_BEFORE_TORCH
+from . import OMP_WAIT_POLICY, OMP_WAIT_POLICY_BEFORE_TORCH
 from .contenders import merge_inputs
 
 if TYPE_CHECKING:
@@ -98,6 +98,15 @@ def fixed_malloc() -> dict:
     return dict(MALLOC_FIXED)
 
 
+def add_malloc_arg(parser) -> None:
+    """The `--malloc` option of benchmarks.speed and benchmarks.train_speed (apply it with
+    `fixed_malloc()` when it is "fixed")."""
+    parser.add_argument("--malloc", default="fixed", choices=("fixed", "default"),
+                        help="fixed (default): glibc's mmap and trim thresholds fixed at 1 GiB for the run, so "
+                             "that big temporaries do not page-fault by an amount that depends on the previous "
+                             "contender; default: glibc's own (benchmarks/README.md, Methodology)")
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -122,9 +131,12 @@ def machine_info(device: str) -> dict:
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        # False when torch was imported before this module (e.g. by a test): then the
-        # OpenMP runtime may have read its settings before OMP_WAIT_POLICY was set.
+        # OpenMP's wait policy for the run: "PASSIVE" (the benchmarks' default), "ACTIVE", or
+        # "default" (libgomp's own: spin about GOMP_SPINCOUNT times, then sleep); see benchmarks/__init__.py.
+        "OMP_WAIT_POLICY": OMP_WAIT_POLICY,
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+        # False when torch was imported before the benchmarks package (e.g. by a test): then the
+        # OpenMP runtime read its settings before the package could set them.
         "omp_wait_policy_before_torch": OMP_WAIT_POLICY_BEFORE_TORCH,
         "loadavg_start": _loadavg(),
         # glibc's allocator settings: they decide whether big temporaries are fresh pages

@@ -61,7 +61,8 @@ def _machine_line(m: dict) -> str:
     bf16 = f"bf16 matrix units: {', '.join(have)}" if have else "no amx_bf16 or avx512_bf16: bf16 is emulated"
     return (f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}; {bf16}), device {m['device']}"
             f"{' (' + m['gpu'] + ')' if m.get('gpu') else ''}; torch {m['torch']}, {m['torch_threads']} threads, "
-            f"OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}; numpy {m['numpy']}; timm {m['timm']}; "
+            f"OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}"
+            f"{', GOMP_SPINCOUNT=' + m['GOMP_SPINCOUNT'] if m.get('GOMP_SPINCOUNT') else ''}; numpy {m['numpy']}; timm {m['timm']}; "
             f"load average {m['loadavg_start']} at the start.")
 
 

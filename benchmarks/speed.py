@@ -28,7 +28,7 @@ from torch_impl.layers import NORM_PATHS
 
 from .contenders import prepare_case
 from .grid import CONTENDERS, DTYPES, plan
-from .measure import _loadavg, add_compile_gain, cores, fixed_malloc, machine_info, run_row
+from .measure import _loadavg, add_compile_gain, add_malloc_arg, cores, fixed_malloc, machine_info, run_row
 from inti.io.atomic import write_text
 
 from .report import _x, evaluate_targets, figure, markdown, update_readme
@@ -77,10 +77,7 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the core count)")
     p.add_argument("--seed", type=int, default=0, help="weights, input and round order (default 0)")
-    p.add_argument("--malloc", default="fixed", choices=("fixed", "default"),
-                   help="fixed (default): glibc's mmap and trim thresholds fixed at 1 GiB for the run, so that "
-                        "big temporaries do not page-fault by an amount that depends on the previous contender; "
-                        "default: glibc's own (benchmarks/README.md, Methodology)")
+    add_malloc_arg(p)
     p.add_argument("--norm-path", default="native", choices=NORM_PATHS,
                    help="LayerNorm path of our models for half-precision inputs (default native: torch's "
                         "kernel, no float32 copies; explicit: the readable float32 round trip)")

@@ -37,7 +37,7 @@ from inti.io.atomic import write_text
 
 from inti.train.loop import _autocast
 
-from .measure import _sync, _torch_peak, fixed_malloc, machine_info, native_bf16
+from .measure import _sync, _torch_peak, add_malloc_arg, fixed_malloc, machine_info, native_bf16
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 TARGET = 0.9  # the training step's speed-up, as a fraction of the MAC ratio (issue 14; not judged when emulated)
@@ -127,7 +127,7 @@ def markdown(report: dict) -> str:
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}; "
              f"{', '.join(flags) if flags else 'no amx_bf16 or avx512_bf16: bf16 emulated'}), device {m['device']}"
              f"{' (' + m['gpu'] + ')' if m.get('gpu') else ''}, torch {m['torch']}, "
-             f"{m['torch_threads']} threads. Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
+             f"{m['torch_threads']} threads, OMP_WAIT_POLICY={m.get('OMP_WAIT_POLICY')}. Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
              "| case | dtype | rounds | naive clips/s | InTI clips/s | speed-up | MAC ratio | of ratio | peak MiB naive / InTI | "
              "memory ratio | activation ratio |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in report["rows"]:
@@ -156,8 +156,7 @@ def main(argv=None) -> int:
                    help="LayerNorm path for half-precision inputs (torch_impl.layers; default native)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true", help="replace train_results.* of an earlier run in --out")
-    p.add_argument("--malloc", default="fixed", choices=("fixed", "default"),
-                   help="glibc's mmap and trim thresholds fixed at 1 GiB (default) or glibc's own; as benchmarks.speed")
+    add_malloc_arg(p)
     args = p.parse_args(argv)
     if (args.out / "train_results.json").exists() and not args.force:
         p.error(f"{args.out} already holds train_results.json; pass --force to replace it")

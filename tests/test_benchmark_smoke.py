@@ -251,3 +251,36 @@ def test_attention_benchmark_refuses_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         attention.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy, recorded, spin", [
+    (None, "PASSIVE", "0"),                # unset: the benchmarks' PASSIVE, no spinning
+    ("default", "default", "300000"),      # libgomp's own: spin, then sleep
+    ("ACTIVE", "ACTIVE", "30000000000"),   # the user's setting stands
+])
+def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin):
+    """In a child process (libgomp reads its settings once, when torch loads): the policy that
+    machine_info records is the one the OpenMP runtime runs, read back from libgomp's own
+    OMP_DISPLAY_ENV report (its GOMP_SPINCOUNT: 0 passive, 300000 its default, 3e10 active);
+    `default` is removed from the environment, so libgomp never sees a value it rejects."""
+    import os
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    maps = Path("/proc/self/maps")  # torch is loaded in this process: is its OpenMP libgomp?
+    if "OpenMP" not in torch.__config__.parallel_info() or not maps.exists() or "libgomp" not in maps.read_text():
+        pytest.skip("torch here does not use GNU OpenMP (libgomp)")  # the spin counts are libgomp's
+    code = ("import benchmarks, os, torch; from benchmarks.measure import machine_info; torch.ones(4).sum(); "
+            "m = machine_info('cpu'); print(m['OMP_WAIT_POLICY'], m['omp_wait_policy_before_torch'], "
+            "os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**env, "OMP_DISPLAY_ENV": "VERBOSE"})
+    in_env = {"default": "None"}.get(recorded, recorded)
+    assert proc.stdout.split() == [recorded, "True", in_env]
+    assert f"GOMP_SPINCOUNT = '{spin}'" in proc.stderr
+    assert "Invalid value" not in proc.stderr

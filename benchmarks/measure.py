@@ -305,8 +305,13 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
     # graph, folded and, on the CPU, prepacked into oneDNN's layout for the matrix products; the
     # models' own parameters are untouched. Other rows compile, if at all, unfrozen.
     with torch.inference_mode(), _autocast(row, device), _quietly(), \
-            inductor_config.patch(freezing=row.mode == "freeze"):
+            inductor_config.patch(freezing=row.mode == "freeze",
+                                  layout_optimization=args.layout_optimization):
         result["inductor_freezing"] = inductor_config.freezing
+        # inductor's layout optimization (on by default): with two convolutions in the graph (the
+        # patch embedding and θ's conv3d) it lays InTI's token stream out frames-innermost
+        # (benchmarks/results/omp-wait-2026-12-04.md); --no-layout-optimization turns it off
+        result["inductor_layout_optimization"] = inductor_config.layout_optimization
         merge_x = merge_inputs(inti, x) if "merge" in wanted and len(cfg.schedule) else []
         fns: dict[str, object] = {}
         if compiles:

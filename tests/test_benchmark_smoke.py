@@ -236,6 +236,7 @@ def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert row["id"] == "nano-T8-b1-f32-freeze" and row["checks"]["compiled_vs_eager"]["ok"]
     assert row["inductor_freezing"] is True  # compiled under freezing
+    assert row["inductor_layout_optimization"] is True  # inductor's default, without --no-layout-optimization
     assert all(row["contenders"][n]["compile_s"] > 0 and len(row["contenders"][n]["times_s"]) == 1 for n in ("naive", "inti"))
     assert inductor_config.freezing is False
 
@@ -284,3 +285,17 @@ def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin)
     assert proc.stdout.split() == [recorded, "True", in_env]
     assert f"GOMP_SPINCOUNT = '{spin}'" in proc.stderr
     assert "Invalid value" not in proc.stderr
+
+
+def test_no_layout_optimization_reaches_the_compiler_and_is_recorded(tmp_path):
+    """--no-layout-optimization: a compile row on nano runs under inductor's
+    layout_optimization=False (recorded in the row), agrees with eager, and the config is back
+    on afterwards (the freeze test checks that rows without the flag record it on)."""
+    import torch._inductor.config as inductor_config
+
+    assert speed.main(["--preset", "nano", "--only", "f32-compile", "--repeats", "1", "--min-repeats", "1",
+                       "--contenders", "naive,inti", "--no-profile", "--malloc", "default",
+                       "--no-layout-optimization", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert row["inductor_layout_optimization"] is False and row["checks"]["compiled_vs_eager"]["ok"]
+    assert inductor_config.layout_optimization is True

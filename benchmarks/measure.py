@@ -308,9 +308,10 @@ def run_row(row: Row, models: dict, video: torch.Tensor, args, log) -> dict:
             inductor_config.patch(freezing=row.mode == "freeze",
                                   layout_optimization=args.layout_optimization):
         result["inductor_freezing"] = inductor_config.freezing
-        # inductor's layout optimization (on by default): with two convolutions in the graph (the
-        # patch embedding and θ's conv3d) it lays InTI's token stream out frames-innermost
-        # (benchmarks/results/omp-wait-2026-12-04.md); --no-layout-optimization turns it off
+        # inductor's layout optimization (on by default; on the CPU it is on whenever the graph
+        # holds a convolution): with θ's conv3d in the graph it lays InTI's token stream out
+        # frames-innermost (benchmarks/results/omp-wait-2026-12-04.md); --no-layout-optimization
+        # turns it off
         result["inductor_layout_optimization"] = inductor_config.layout_optimization
         merge_x = merge_inputs(inti, x) if "merge" in wanted and len(cfg.schedule) else []
         fns: dict[str, object] = {}

@@ -82,8 +82,8 @@ def parse_args(argv):
                    help="LayerNorm path of our models for half-precision inputs (default native: torch's "
                         "kernel, no float32 copies; explicit: the readable float32 round trip)")
     p.add_argument("--no-layout-optimization", dest="layout_optimization", action="store_false",
-                   help="compile with inductor's layout_optimization off (compile and freeze rows; it lays InTI's "
-                        "token stream out frames-innermost when the graph has two convolutions)")
+                   help="compile with inductor's layout_optimization off (compile and freeze rows; with θ's conv3d "
+                        "in the graph it lays InTI's token stream out frames-innermost)")
     p.add_argument("--no-profile", dest="profile", action="store_false",
                    help="skip the per-op profile (one extra call per model in eager rows)")
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",

@@ -4,15 +4,25 @@
   ``.ci/run`` selects it with ``HYPOTHESIS_PROFILE=ci``.
 - ``dev`` (the default): 10 random examples per property, no deadline, for a quick local loop.
 
-pytest puts ``tests/`` on ``sys.path``, so test files import the shared helpers as
+The tests sit in folders that say what they test: ``spec/`` (the NumPy spec), ``parity/``
+(torch_impl against it), ``tools/`` (the inti package and the scripts), ``hostile/`` (bad input,
+fuzzing, safe writes) and ``repo/`` (the layout, the README, the tutorials). Their shared helpers
+live in ``support/``, which this file puts on ``sys.path``, so test files import them as
 ``from strategies import cases`` and ``from tolerances import assert_close``.
+
+Every test runs in a fresh empty working folder (the root conftest.py), so nothing a user left in
+the repository, such as an ``inti-demo/`` from ``make demo``, changes what a test sees.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 settings.register_profile(
     "ci",
@@ -26,14 +36,14 @@ settings.register_profile("dev", max_examples=10, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
-# ---- the fuzzing suite (tests/test_fuzz.py) ------------------------------------------------------
+# ---- the fuzzing suite (tests/hostile/test_fuzz.py) ------------------------------------------------------
 # `pytest --fuzz-long` runs it with many more cases; the outcome counts of a run are printed at
 # the end, and written as JSON to $INTI_FUZZ_REPORT when that is set.
 
 
 def pytest_addoption(parser):
     parser.addoption("--fuzz-long", action="store_true", default=False,
-                     help="run the fuzzing suite (tests/test_fuzz.py) with many more cases")
+                     help="run the fuzzing suite (tests/hostile/test_fuzz.py) with many more cases")
 
 
 def pytest_configure(config):

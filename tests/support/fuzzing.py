@@ -1,4 +1,4 @@
-"""Helpers of the fuzzing suite (tests/test_fuzz.py): what counts as the project's own error,
+"""Helpers of the fuzzing suite (tests/hostile/test_fuzz.py): what counts as the project's own error,
 a per-case timeout, a snapshot of a folder, and the outcome counts that the README reports.
 
 The property of every case: the input gets the project's own clear error, or a correct
@@ -17,7 +17,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tuple(str(ROOT / d) + "/" for d in ("ref", "torch_impl", "inti"))
 OUR_TYPES = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
 

@@ -1,9 +1,9 @@
-"""The fuzzing suite: malformed input to every public entry point (helpers: tests/fuzzing.py).
+"""The fuzzing suite: malformed input to every public entry point (helpers: tests/support/fuzzing.py).
 
 Each case must get the project's own clear error or a correct answer; never a raw library
 exception, a non-finite output, a hang (a timeout per case), or a changed file that the user
 did not ask to write. Bounded for CI (the "fuzz" hypothesis profile, tests/conftest.py);
-`pytest --fuzz-long tests/test_fuzz.py` runs many more cases and every truncation offset.
+`pytest --fuzz-long tests/hostile/test_fuzz.py` runs many more cases and every truncation offset.
 
 Input classes: videos as arrays (ref and torch), configs (keyword fields and stored JSON),
 parameter dicts, parameter files (truncated at every offset, bytes flipped, headers lying about

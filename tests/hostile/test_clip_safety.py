@@ -36,7 +36,7 @@ import ref.preprocess as pre
 from inti.io import clips
 from media import has_dist, mpeg4_stream, write_clip
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60  # a subprocess that decodes a tiny clip takes about a second
 
 

@@ -19,7 +19,7 @@ from inti.experiments.evidence.variants import FRAMES, INTI_SCHEDULE, equal_mac_
 
 import ref  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "experiments" / "evidence"
 
 

@@ -10,6 +10,7 @@ tables and the figure, with its GEMM rate and per-op profile.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ pytest.importorskip("timm")
 
 import ref  # noqa: E402
 from benchmarks import speed  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]  # the benchmarks are scripts run from the repository root
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +220,7 @@ def test_fixed_malloc_sets_glibc_thresholds_and_leaves_a_users_alone():
 
     def run(env):
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env=env).stdout.strip()
+                              env=env, cwd=ROOT).stdout.strip()
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
     if platform.libc_ver()[0] == "glibc":
@@ -268,8 +271,6 @@ def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin)
     import subprocess
     import sys
 
-    from pathlib import Path
-
     maps = Path("/proc/self/maps")  # torch is loaded in this process: is its OpenMP libgomp?
     if "OpenMP" not in torch.__config__.parallel_info() or not maps.exists() or "libgomp" not in maps.read_text():
         pytest.skip("torch here does not use GNU OpenMP (libgomp)")  # the spin counts are libgomp's
@@ -280,7 +281,7 @@ def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin)
     if policy:
         env["OMP_WAIT_POLICY"] = policy
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**env, "OMP_DISPLAY_ENV": "VERBOSE"})
+                          env={**env, "OMP_DISPLAY_ENV": "VERBOSE"}, cwd=ROOT)
     in_env = {"default": "None"}.get(recorded, recorded)
     assert proc.stdout.split() == [recorded, "True", in_env]
     assert f"GOMP_SPINCOUNT = '{spin}'" in proc.stderr

@@ -25,7 +25,7 @@ from tolerances import assert_close, tolerance
 
 # spec/00-method.md §12.4: a temporal module mixes the frames of its stage, so invariant 6 (and
 # invariant 5 read as "frame by frame") holds without modules only; the tests of those invariants
-# say so with temporals=WITHOUT_MODULES. tests/test_ref_temporal.py states what holds with them.
+# say so with temporals=WITHOUT_MODULES. tests/spec/test_ref_temporal.py states what holds with them.
 WITHOUT_MODULES = ("none",)
 F64 = "float64"
 EPS64 = tolerance(F64)  # the float64 bar, also used as the relative slack of exact-in-theory bounds

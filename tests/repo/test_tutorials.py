@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
 NAMES = ["01_inti_by_hand", "02_what_theta_sees", "03_train_it", "04_cost_and_benefit"]
 STUB = "raise NotImplementedError"

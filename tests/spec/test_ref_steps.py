@@ -4,7 +4,7 @@ Each reference here is written differently from ref: known numbers, scipy
 (stats.norm.cdf, ndimage.correlate), or explicit Python loops over heads, patches and
 channels (fine in a test, never in ref). Also: parameter names and shapes (spec/00-method.md §3.5),
 seeded initialization, checking and round-tripping a parameter dict, and the assertion
-helpers of tests/tolerances.py.
+helpers of tests/support/tolerances.py.
 """
 
 from __future__ import annotations

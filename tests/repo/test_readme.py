@@ -24,9 +24,21 @@ def test_readme_opens_with_exactly_two_commands():
     assert commands(first) == ["make demo", "make test"]
 
 
-def test_ci_runs_the_second_command():
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^\S*\s*make test$", ci, flags=re.M), ci
+def test_ci_runs_both_commands_in_order():
+    """CI runs the demo, then the suite, in one clean clone: what the demo leaves there
+    (inti-demo/) must change no test."""
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    demo = [i for i, line in enumerate(ci) if re.fullmatch(r"(\S+=\S+\s+)*make demo", line)]
+    test = [i for i, line in enumerate(ci) if re.fullmatch(r"(\S+=\S+\s+)*make test", line)]
+    assert demo and test and demo[0] < test[0], ci
+
+
+def test_every_test_runs_in_its_own_empty_folder():
+    """The root conftest.py moves every test into a new empty working folder, outside the
+    repository, so a default output folder (inti-demo/, run/) never meets a user's files."""
+    cwd = Path.cwd().resolve()
+    assert not list(cwd.iterdir()), list(cwd.iterdir())
+    assert ROOT not in cwd.parents and cwd != ROOT
 
 
 def test_setup_pins_torch_first_and_pyproject_stays_permissive():

@@ -22,7 +22,7 @@ def learned(out: Path) -> tuple[Path | None, str]:
     experiment's informative-frames task, its contribution maps next to the untrained model's
     (the same backbone, θ at its initialization): (path, caption), or (None, why not)."""
     try:
-        from inti.experiments.evidence.tasks import make_clip, to_input
+        from inti.experiments.evidence.tasks import task_clip, to_input
     except ImportError as error:
         return None, f"skipped: {error}"
     import numpy as np
@@ -39,7 +39,7 @@ def learned(out: Path) -> tuple[Path | None, str]:
         return None, f"skipped: {error}"
     params, cfg = load_params(path)
     try:
-        made = [make_clip("informative", "test", i) for i in range(LEARNED_CLIPS)]
+        made = [task_clip("informative", "test", i) for i in range(LEARNED_CLIPS)]
     except ImportError as error:  # scikit-learn or scikit-image missing: the experiments extra
         return None, f"skipped: {error}"
     video = np.stack([to_input(frames) for frames, _, _ in made]).astype(np.float64)

@@ -123,7 +123,9 @@ def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: 
         try:
             missing = [j for j in todo if j not in {r["key"] for r in rows}]
             _prepare(missing, scale, out, say)
-            order = sorted(missing, key=lambda j: (arm_named(j[0]).entry not in ("pixels", "rlt"), j[2], j[1], j[0]))
+            # the second recipe last: it runs only as far as the budget goes (rules.LEFT_OUT)
+            order = sorted(missing, key=lambda j: (j[3] == "second", arm_named(j[0]).entry not in ("pixels", "rlt"),
+                                                   j[2], j[1], j[0]))
             calls = [(*j, chosen["settings"][f"{j[0]}/{j[1]}"], scale, out,
                       j[2] == chosen["plan"]["seeds"][0] and j[3] == "main") for j in order]
 

@@ -13,7 +13,7 @@ The grid, the same for every arm (multipliers of the base lr, `run.BASE_LR`):
 Searched one axis at a time, in that order, on seed 0's val split; an arm's setting is the one
 with the highest val top-1 (ties: the lower val loss). Convergence: the chosen setting runs
 again at twice its steps; if that gains 1 point of val top-1 or more, the arm keeps the doubled
-steps. Spread: the deciding arms at their settings on the val splits of seeds 1 and 2 beside 0.
+steps and is checked once more at four times (where that gains 1 point more, it keeps those). Spread: the deciding arms at their settings on the val splits of seeds 1 and 2 beside 0.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ GRID = {"lr_head": (1.0, 3.0, 10.0, 30.0), "lr_select": (1.0, 3.0, 10.0), "lr_ba
 EDGE = 100.0  # the head lr tried next when x30 is the best
 STEPS = {"features": 1000, "block1": 400, "rlt": 300, "pixels": 300}  # before the convergence check
 CONVERGED = 1.0  # points of val top-1 that twice the steps may gain at most
+DOUBLINGS = 2  # the steps double at most twice (4x)
 SPREAD_SEEDS = (0, 1, 2)
 # Set from the pilots' measured cost so that the full run fits its budget (README, "Power").
 PLAN_SEEDS, PLAN_TEST_CLIPS = 5, 4096
@@ -89,13 +90,17 @@ def progress(name: str, task: str, done: dict) -> tuple[list[dict], dict | None,
             best = _best([done[_key(s)] for s in tried])
         setting = dict(best["setting"])
         notes.append(f"{axis} x{setting[axis]:g}: val top-1 {100 * best['val_top1']:.1f}")
-    longer = setting | {"steps": 2 * setting["steps"]}
-    if _key(longer) not in done:
-        return [longer], None, notes
-    gain = 100 * (done[_key(longer)]["val_top1"] - done[_key(setting)]["val_top1"])
-    final = longer if gain >= CONVERGED else setting
-    notes.append(f"{2 * setting['steps']} steps gain {gain:+.1f} points: {final['steps']} steps")
-    return [], final, notes
+    for _ in range(DOUBLINGS):  # twice the steps while that gains CONVERGED points or more
+        longer = setting | {"steps": 2 * setting["steps"]}
+        if _key(longer) not in done:
+            return [longer], None, notes
+        gain = 100 * (done[_key(longer)]["val_top1"] - done[_key(setting)]["val_top1"])
+        notes.append(f"{longer['steps']} steps gain {gain:+.1f} points")
+        if gain < CONVERGED:
+            break
+        setting = longer
+    notes.append(f"{setting['steps']} steps")
+    return [], setting, notes
 
 
 def read(path: Path) -> list[dict]:
@@ -154,19 +159,30 @@ def choose(rows) -> dict:
     return {"settings": settings, "selection_ft": selection_ft, "notes": notes}
 
 
-def spread_pairs(choice: dict) -> list[tuple[str, str]]:
-    """The deciding rules' arms on their tasks (the choices on val resolved on seed 0)."""
+def spread_pairs(choice: dict, rows) -> list[tuple[str, str]]:
+    """The deciding rules' arms on their tasks. The best single branch is resolved on seed 0's
+    val (the branch with the highest val top-1 at its setting); the selection baselines, cheap
+    to train, all run."""
+    seed0 = {(r["arm"], r["task"]): r["val_top1"] for r in rows if r["seed"] == 0
+             and r["setting"] == choice["settings"].get(f"{r['arm']}/{r['task']}")}
     out = set()
     for r in DECIDING:
         out.add((r.a, r.task))
-        out |= {(b, r.task) for b in (BRANCHES if r.b == BEST_BRANCH else SELECTION if r.b == BEST_SELECTION else (r.b,))}
+        if r.b == BEST_BRANCH:
+            have = [b for b in BRANCHES if (b, r.task) in seed0]
+            out |= {(max(have, key=lambda b: seed0[(b, r.task)]), r.task)} if have else set()
+        elif r.b == BEST_SELECTION:
+            out |= {(b, r.task) for b in SELECTION}
+        else:
+            out.add((r.b, r.task))
     return sorted(p for p in out if "/".join(p) in choice["settings"])
 
 
 def plan(rows, choice: dict, seeds: int = PLAN_SEEDS, test_clips: int = PLAN_TEST_CLIPS) -> dict:
     """For every deciding rule: the pilot's per-seed Δ on val (seeds 0-2), its training part
-    (the binomial part of the val clips taken out) and that part's 80% upper bound, the planned
-    per-seed sd at `test_clips` test clips, the expected half-width with `seeds` seeds, the seeds
+    (the binomial part of the val clips taken out), the training part of the sd's 80% upper
+    bound (`stats.upper_sd`: three seeds may well underestimate it), the planned per-seed sd at
+    `test_clips` test clips, the expected half-width with `seeds` seeds, the seeds
     a 1-point margin would need, and the margin declared: the smallest of `MARGINS` whose power
     at a true Δ of 0 is at least 80% (non-inferiority); for "beats", the power at a true Δ of
     twice the minimum effect."""
@@ -195,7 +211,7 @@ def plan(rows, choice: dict, seeds: int = PLAN_SEEDS, test_clips: int = PLAN_TES
         clips = len(ra[common[0]]["val_correct"])
         disc = float(np.mean([(m["a_only"] + m["b_only"]) / clips for m in d["mcnemar"]]))
         train_sd = stats.split_spread(d["sd"], disc, clips)
-        train_up = stats.upper_sd(train_sd, len(common))
+        train_up = stats.split_spread(stats.upper_sd(d["sd"], len(common)), disc, clips)
         sd = stats.planned_sd(train_up, disc, test_clips)
         half = float(student.ppf(0.975, seeds - 1) * sd / math.sqrt(seeds))
         need = next((n for n in range(3, 200) if student.ppf(0.975, n - 1) * sd / math.sqrt(n) < 1.0), None)
@@ -252,7 +268,7 @@ def pilot(out: Path, scale, jobs: int = 2, say=print, spread: bool = True) -> di
     if spread:
         have = {(r["arm"], r["task"], r["seed"], _key(r["setting"])) for r in rows}
         calls = [(a, t, s, choice["settings"][f"{a}/{t}"], scale, out / "cache", "spread")
-                 for a, t in spread_pairs(choice) for s in SPREAD_SEEDS
+                 for a, t in spread_pairs(choice, rows) for s in SPREAD_SEEDS
                  if (a, t, s, _key(choice["settings"][f"{a}/{t}"])) not in have]
         _prepare([(c[0], c[1], c[2], "main") for c in calls], scale, out, say)
         parallel(pilot_job, calls, jobs, done, say, desc="pilot spread")

@@ -11,8 +11,10 @@ import sys
 
 import ref
 from ref.checks import check_frames
-from ref.config import PRESETS, ModelConfig
+from ref.config import ModelConfig
 from ref.params import randomize_scores
+
+from ..models import list_models, model_config
 
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "nano"
@@ -117,7 +119,7 @@ def with_schedule(cfg: ModelConfig, schedule: str | None) -> ModelConfig:
 def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, frames_help: str) -> None:
     """--preset, --frames and --schedule, as every subcommand spells them."""
     shown = preset_default or DEFAULT_PRESET
-    p.add_argument("--preset", choices=sorted(PRESETS), default=preset_default,
+    p.add_argument("--preset", choices=list_models(), default=preset_default,
                    help=f"model preset (default: {shown}; vit_b16 is the real ViT-B/16 shape)")
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, help=f"{frames_help} (default: {DEFAULT_FRAMES})")
     p.add_argument("--schedule", default=None, metavar="S",
@@ -163,7 +165,7 @@ def model_from_args(args) -> tuple[ModelConfig, dict, str]:
                 raise CLIError(f"--schedule {args.schedule} does not fit the weights in {args.weights}: {e}") from None
         cfg = new
     else:
-        cfg = with_schedule(ref.preset(args.preset or DEFAULT_PRESET), args.schedule)
+        cfg = with_schedule(model_config(args.preset or DEFAULT_PRESET), args.schedule)
         params = ref.init_params(cfg, seed=args.seed)
         source = f"ref.init_params(seed={args.seed}): random backbone" + (
             "" if args.random_scores else ", zero score layer (every merge averages its pair)"

@@ -9,6 +9,9 @@ Three checkpoint layouts hold the image ViT of spec/00-method.md §2 under other
   the ``visual.`` prefix of a whole CLIP model; QuickGELU.
 - ``"open_clip"``: the same keys, as open_clip writes them; open_clip's ViTs use exact GELU
   unless the model name ends in ``-quickgelu``.
+- ``"hf"``: Hugging Face transformers' CLIP vision towers (``vision_model.embeddings.*``,
+  ``encoder.layers.N.self_attn.{q,k,v}_proj``, ``visual_projection``); its key map, the
+  stacking of q, k and v, and its config.json live in `inti.io.hf`.
 
 Like CLIP's ``build_model``, the converter reads every hyperparameter that the tensor shapes
 determine (patch size, width, depth, image size, MLP width, projection, head, ln_pre, patch
@@ -32,15 +35,16 @@ import numpy as np
 from ref.config import ModelConfig
 from ref.params import check_params, init_params, is_temporal_key, key_report, param_shapes, temporal_prefixes
 
+from . import hf
 from .params import as_array
 
-LAYOUTS = ("timm", "clip", "open_clip")
+LAYOUTS = ("timm", "clip", "open_clip", "hf")
 # "clip" and "open_clip" share one key layout (the "clip" family); they differ only in defaults.
-FAMILY = {"timm": "timm", "clip": "clip", "open_clip": "clip"}
+FAMILY = {"timm": "timm", "clip": "clip", "open_clip": "clip", "hf": "hf"}
 # What the shapes cannot tell, per layout. timm: exact GELU; eps 1e-6 for vit_*, but 1e-5 for the
 # vit_*_clip_* models, which are the ones with norm_pre (resolved in `infer_config`).
-DEFAULT_ACTIVATION = {"timm": "gelu", "clip": "quick_gelu", "open_clip": "gelu"}
-DEFAULT_LN_EPS = {"timm": 1e-6, "clip": 1e-5, "open_clip": 1e-5}
+DEFAULT_ACTIVATION = {"timm": "gelu", "clip": "quick_gelu", "open_clip": "gelu", "hf": hf.DEFAULT_ACTIVATION}
+DEFAULT_LN_EPS = {"timm": 1e-6, "clip": 1e-5, "open_clip": 1e-5, "hf": hf.DEFAULT_LN_EPS}
 # Widths whose public models do not have 64-wide heads [ours]: ViT-H/14 (1280), ViT-g/14 (1408)
 # and ViT-bigG/14 (1664) all use 16 heads, in timm and in open_clip alike.
 KNOWN_HEADS = {1280: 16, 1408: 16, 1664: 16}
@@ -83,7 +87,7 @@ def external_key(key: str, layout: str) -> str:
     """The name that `layout` gives our key: external_key("blocks.3.norm1.weight", "clip") ->
     "transformer.resblocks.3.ln_1.weight". Keys with no counterpart (merges.*, and the temporal
     modules of spec/00-method.md §12) raise KeyError."""
-    family = _family(layout)
+    family = _one_to_one(layout)
     if key.startswith("merges."):
         raise KeyError(f"{key!r} is InTI's predictor θ; the {layout} layout has no counterpart")
     if is_temporal_key(key):
@@ -104,6 +108,15 @@ def key_map(cfg: ModelConfig, layout: str) -> dict[str, str]:
     return {k: external_key(k, layout) for k in param_shapes(cfg) if not (k.startswith("merges.") or is_temporal_key(k))}
 
 
+def _one_to_one(layout: str) -> str:
+    """The family of a layout whose keys map one to one onto ours (all but "hf")."""
+    family = _family(layout)
+    if family == "hf":
+        raise ValueError("the hf layout stores each qkv as three keys (q_proj, k_proj, v_proj): "
+                         "its key map is inti.io.hf.key_map, its shapes inti.io.hf.external_shapes")
+    return family
+
+
 def _their_shape(key: str, shape: tuple, family: str) -> tuple:
     how = _RESHAPED[family].get(key)
     if how == "lead":
@@ -115,6 +128,8 @@ def _their_shape(key: str, shape: tuple, family: str) -> tuple:
 
 def external_shapes(cfg: ModelConfig, layout: str) -> dict[str, tuple[int, ...]]:
     """The layout's key -> the shape it must have, for the image ViT that `cfg` describes."""
+    if _family(layout) == "hf":
+        return hf.external_shapes(cfg)
     family = _family(layout)
     shapes = param_shapes(cfg)
     return {theirs: _their_shape(ours, shapes[ours], family) for ours, theirs in key_map(cfg, layout).items()}
@@ -196,17 +211,20 @@ def _describe(keys, state_dict, limit=12) -> str:
 
 
 def detect_layout(state_dict: dict) -> str:
-    """"timm" or "clip" (the key family that OpenAI CLIP and open_clip share), from the keys.
+    """"timm", "clip" (the key family that OpenAI CLIP and open_clip share) or "hf" (transformers'
+    CLIP vision towers, with or without ``vision_model.``), from the keys.
 
     The family whose key patterns fit the most keys wins; if none fits any key, ValueError
     lists the keys. `state_dict` has its ``visual.`` prefix removed already."""
     fits = {family: sum(bool(p.match(k)) for k in state_dict) for family, p in _PATTERNS.items()}
+    fits["hf"] = hf.count_keys(state_dict)
     best = max(fits, key=fits.get)
     if fits[best] == 0:
         raise ValueError(
             "the state dict matches no known layout (timm: patch_embed.proj.weight, cls_token, pos_embed, "
             "blocks.N.*; OpenAI CLIP / open_clip: conv1.weight, class_embedding, positional_embedding, "
-            f"transformer.resblocks.N.*, optionally under 'visual.'). Keys that did not fit: "
+            f"transformer.resblocks.N.*, optionally under 'visual.'; Hugging Face: embeddings.patch_embedding.weight, "
+            f"encoder.layers.N.*, optionally under 'vision_model.'). Keys that did not fit: "
             f"{_describe(sorted(state_dict), state_dict) if state_dict else '(the state dict is empty)'}"
         )
     return best
@@ -231,6 +249,8 @@ def infer_config(state_dict: dict, layout: str, **overrides) -> ModelConfig:
     must be there with its shape; otherwise one ValueError lists what is missing, unexpected or
     mis-shaped, by the layout's own key names."""
     family = _family(layout)
+    if family == "hf":
+        return hf.infer_config(hf.select_tower(state_dict), default_heads, **overrides)
     unknown = sorted(set(overrides) - set(ModelConfig.__dataclass_fields__))
     if unknown:
         raise TypeError(f"unknown ModelConfig field(s) {unknown}; known: {sorted(ModelConfig.__dataclass_fields__)}")
@@ -378,8 +398,10 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
                        antialias: bool = True, seed: int = 0, **overrides) -> tuple[dict, ModelConfig]:
     """A pretrained image ViT -> (InTI parameter dict, ModelConfig).
 
-    state_dict: a mapping of arrays (torch tensors work too) in the timm, OpenAI CLIP or
-    open_clip layout, or the path of a checkpoint file (`inti.io.checkpoints.load_checkpoint`). Nested
+    state_dict: a mapping of arrays (torch tensors work too) in the timm, OpenAI CLIP, open_clip
+    or Hugging Face layout, the path of a checkpoint file (`inti.io.checkpoints.load_checkpoint`),
+    or a Hugging Face model folder (its model.safetensors, and its config.json's heads,
+    activation and eps, `inti.io.hf.read_folder`). Nested
     ``state_dict``/``model`` entries, a ``module.`` prefix and CLIP's ``visual.`` prefix are
     handled; the text tower of a whole CLIP model is left out.
     layout: None detects the key family; a CLIP-family state dict is then read as "clip"
@@ -398,19 +420,29 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     if isinstance(state_dict, (str, os.PathLike)):
         from .checkpoints import load_checkpoint  # needs torch: checkpoints are torch's formats
 
-        state_dict = load_checkpoint(state_dict)
+        if os.path.isdir(state_dict):  # a Hugging Face model folder
+            state_dict, hints = hf.read_folder(state_dict, load_checkpoint)
+            overrides = hints | overrides
+        else:
+            state_dict = load_checkpoint(state_dict)
     sd = {k: as_array(v) for k, v in unwrap_state_dict(state_dict).items()}
     sd, _ = select_visual(sd)
     family = detect_layout(sd)
     if layout is None:
-        layout = "timm" if family == "timm" else "clip"
+        layout = "clip" if family == "clip" else family
     if _family(layout) != family:
+        names = {"timm": "timm", "clip": "OpenAI CLIP / open_clip", "hf": "Hugging Face"}
         raise ValueError(
             f"layout={layout!r} was asked for, but the keys are in the {family} layout "
-            f"({'timm' if family == 'timm' else 'OpenAI CLIP / open_clip'}); pass layout=None to detect it"
+            f"({names[family]}); pass layout=None to detect it"
         )
-    native = infer_config(sd, layout, **overrides)
-    params = {ours: _to_ours(ours, sd[theirs], family) for ours, theirs in key_map(native, layout).items()}
+    if family == "hf":
+        sd = hf.select_tower(sd)
+        native = hf.infer_config(sd, default_heads, **overrides)
+        params = hf.to_ours(sd, native)
+    else:
+        native = infer_config(sd, layout, **overrides)
+        params = {ours: _to_ours(ours, sd[theirs], family) for ours, theirs in key_map(native, layout).items()}
     cfg = native.replace(schedule=tuple(schedule))
     if image_size is not None and image_size != native.image_size:
         cfg = cfg.replace(image_size=image_size)  # validated: a multiple of the patch size
@@ -423,6 +455,8 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
 def check_exportable(cfg: ModelConfig, layout: str) -> None:
     """Raise ValueError if the layout cannot hold the model that `cfg` describes."""
     family = _family(layout)
+    if family == "hf":
+        return hf.check_exportable(cfg)
     problems = []
     if family == "timm" and cfg.embed_dim is not None:
         problems.append(f"timm's ViT has no projection, but embed_dim={cfg.embed_dim}")
@@ -441,7 +475,9 @@ def check_exportable(cfg: ModelConfig, layout: str) -> None:
 
 def export_state_dict(params: dict, cfg: ModelConfig, layout: str, *, prefix: str = "") -> dict[str, np.ndarray]:
     """An InTI parameter dict -> the image ViT's state dict in `layout`, keys prefixed by `prefix`
-    (``"visual."`` for a whole CLIP model's layout).
+    (``"visual."`` for a whole CLIP model's layout; for "hf", ``"vision_model."`` prefixes the
+    tower's keys, as CLIPVisionModelWithProjection, CLIPModel and the Hub's files hold them, and
+    ``visual_projection.weight`` stays beside it).
 
     The inverse of `convert_state_dict`: converting and exporting gives back the same arrays.
     The predictor θ (``merges.*``) and the temporal modules (spec/00-method.md §12) have no place
@@ -450,4 +486,6 @@ def export_state_dict(params: dict, cfg: ModelConfig, layout: str, *, prefix: st
     check_params(params, cfg)
     check_exportable(cfg, layout)
     family = _family(layout)
+    if family == "hf":
+        return hf.from_ours(params, cfg, prefix)
     return {prefix + theirs: _to_theirs(ours, np.asarray(params[ours]), family) for ours, theirs in key_map(cfg, layout).items()}

@@ -1,10 +1,11 @@
-"""Pretrained timm, OpenAI CLIP and open_clip ViTs as InTI models, and back.
+"""Pretrained timm, OpenAI CLIP, open_clip and Hugging Face CLIP ViTs as InTI models, and back.
 
 One line each (spec/07-pretrained-layouts.md has the key maps)::
 
     model = from_timm(timm.create_model("vit_base_patch16_224", pretrained=True), schedule=(3,))
     model = from_clip("ViT-B-16.pt", schedule=(3,))                        # OpenAI CLIP file
     model = from_clip(open_clip_model, schedule=(3,))                      # open_clip model
+    model = from_hf("clip-vit-base-patch16/", schedule=(3,))               # a Hugging Face folder
     model = from_checkpoint("model.safetensors", schedule=(3,), image_size=160)
 
 The key mapping, the config inferred from the shapes, the position-grid resampling and the
@@ -24,11 +25,12 @@ from torch import nn
 
 from torch_impl import InTIModel, from_ref_params, to_numpy
 
+from . import hf
 from .checkpoints import load_checkpoint
 from .layouts import FAMILY, LAYOUTS, convert_state_dict, key_map, unwrap_state_dict
 from .layouts import export_state_dict as _export_arrays
 
-__all__ = ["from_timm", "from_clip", "from_checkpoint", "export_state_dict"]
+__all__ = ["from_timm", "from_clip", "from_hf", "from_checkpoint", "export_state_dict"]
 
 
 # ---- what a model object tells beyond its shapes ----------------------------------------------
@@ -72,11 +74,25 @@ def _clip_hints(visual: nn.Module) -> dict:
     return {"heads": block.attn.num_heads, "activation": _activation_name(block.mlp.gelu), "ln_eps": block.ln_1.eps}
 
 
+def _hf_hints(model: nn.Module) -> dict:
+    """heads, activation and eps of a transformers CLIP model, from its config."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise TypeError(f"{type(model).__name__} is not a transformers CLIP model (it has no config)")
+    hints = hf.hints_from_config(config.to_dict(), f"{type(model).__name__}.config")
+    return {k: hints[k] for k in ("heads", "activation", "ln_eps")}
+
+
 def _source(obj, family: str):
-    """(state dict of tensors or arrays, hints from a module) for a module, a mapping or a path."""
+    """(state dict of tensors or arrays, hints from a module or a folder's config.json) for a
+    module, a mapping, a file or a Hugging Face folder."""
     if isinstance(obj, (str, os.PathLike)):
+        if os.path.isdir(obj):
+            return hf.read_folder(obj, load_checkpoint)
         return load_checkpoint(obj), {}
     if isinstance(obj, nn.Module):
+        if family == "hf":
+            return obj.state_dict(), _hf_hints(obj)
         if family == "timm":
             return obj.state_dict(), _timm_hints(obj)
         visual = _clip_visual(obj)
@@ -89,7 +105,8 @@ def _source(obj, family: str):
 def _dtype_of(state_dict) -> torch.dtype:
     """The checkpoint's dtype: its position embedding's (a whole CLIP model's text tower comes first)."""
     state_dict = unwrap_state_dict(state_dict)
-    keys = [k for k in ("pos_embed", "visual.positional_embedding", "positional_embedding") if k in state_dict]
+    keys = [k for k in ("pos_embed", "visual.positional_embedding", "positional_embedding",
+                        hf.PREFIX + hf.POSITIONS, hf.POSITIONS) if k in state_dict]
     for key in keys + list(state_dict):
         value = state_dict[key]
         value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
@@ -142,30 +159,53 @@ def from_clip(model_or_state_dict_or_path, schedule=(), layout: str | None = Non
     return _build(state_dict, hints, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
 
 
+def from_hf(model_or_state_dict_or_path, schedule=(), image_size: int | None = None, *, dtype: torch.dtype | None = None,
+            antialias: bool = True, seed: int = 0, attn_path: str = "sdpa", frames: int | None = None,
+            **overrides) -> InTIModel:
+    """An InTI model from a Hugging Face transformers CLIP image tower: a ``CLIPVisionModel``,
+    ``CLIPVisionModelWithProjection`` or ``CLIPModel`` (its ``vision_model`` and
+    ``visual_projection``), its state dict, a ``model.safetensors`` file, or a model folder holding
+    one with its ``config.json``.
+
+    A model object or a folder tells the heads, activation (``hidden_act``) and LayerNorm eps; a
+    bare state dict or file gets transformers' CLIPVisionConfig defaults (QuickGELU, eps 1e-5)
+    and ``width // 64`` heads, which keyword overrides replace. With ``schedule=()`` the model is
+    the naive adaptation: on one frame it returns the tower's ``pooler_output`` (CLIPVisionModel)
+    or ``image_embeds`` (with the projection); on T frames, their mean. Other arguments as in
+    `from_timm`."""
+    state_dict, hints = _source(model_or_state_dict_or_path, "hf")
+    return _build(state_dict, hints, "hf", schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
+
+
 def from_checkpoint(path_or_state_dict, schedule=(), layout: str | None = None, image_size: int | None = None, *,
                     dtype: torch.dtype | None = None, antialias: bool = True, seed: int = 0, attn_path: str = "sdpa",
                     frames: int | None = None, **overrides) -> InTIModel:
-    """An InTI model from a checkpoint file or state dict in any known layout, detected from its
-    keys (a CLIP-family one is read as "clip" unless ``layout="open_clip"``). Other arguments as
-    in `from_timm`. For a model object, use `from_timm` or `from_clip`, which read its modules."""
+    """An InTI model from a checkpoint file, a Hugging Face model folder or a state dict in any
+    known layout, detected from its keys (a CLIP-family one is read as "clip" unless
+    ``layout="open_clip"``). Other arguments as in `from_timm`. For a model object, use
+    `from_timm`, `from_clip` or `from_hf`, which read its modules."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS} or None, got {layout!r}")
     if isinstance(path_or_state_dict, nn.Module):
-        raise TypeError("from_checkpoint takes a file or a state dict; for a model use from_timm or from_clip")
-    state_dict, _ = _source(path_or_state_dict, "any")
-    return _build(state_dict, {}, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
+        raise TypeError("from_checkpoint takes a file or a state dict; for a model use from_timm, from_clip or from_hf")
+    state_dict, hints = _source(path_or_state_dict, "any")
+    return _build(state_dict, hints, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
 
 
 def export_state_dict(model: InTIModel, layout: str, *, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip" or
-    "open_clip"), on the model's device and in its dtype, ready for that library's
+    """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip",
+    "open_clip" or "hf"), on the model's device and in its dtype, ready for that library's
     ``load_state_dict`` (with ``prefix="visual."`` for a whole CLIP model's ``visual`` part,
-    loaded with strict=False). The predictors θ are left out; see inti.io.layouts.export_state_dict."""
+    loaded with strict=False; for "hf", ``prefix="vision_model."`` for
+    CLIPVisionModelWithProjection). The predictors θ are left out; see
+    inti.io.layouts.export_state_dict."""
     if not isinstance(model, InTIModel):
         raise TypeError(f"expected an InTIModel, got {type(model).__name__}")
     state = model.state_dict()
     arrays = {k: to_numpy(v) for k, v in state.items()}
     exported = _export_arrays(arrays, model.cfg, layout, prefix=prefix)
+    device, dtype = model.pos_embed.device, model.pos_embed.dtype
+    if FAMILY.get(layout) == "hf":  # q, k and v come from one qkv: every tensor has the model's dtype
+        return {k: torch.from_numpy(v.copy()).to(device=device, dtype=dtype) for k, v in exported.items()}
     dtypes = {prefix + theirs: state[ours].dtype for ours, theirs in key_map(model.cfg, layout).items()}
-    device = model.pos_embed.device
     return {k: torch.from_numpy(v.copy()).to(device=device, dtype=dtypes[k]) for k, v in exported.items()}

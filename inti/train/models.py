@@ -1,6 +1,6 @@
 """The model a run starts from: a preset with fresh weights, or pretrained weights (an inti
-parameter file or training checkpoint, a timm / OpenAI CLIP / open_clip checkpoint file, or a
-timm model name whose weights timm already holds on this machine; nothing is downloaded).
+parameter file or training checkpoint, a timm / OpenAI CLIP / open_clip / Hugging Face checkpoint
+file or Hugging Face model folder, or a timm model name whose weights timm already holds on this machine; nothing is downloaded).
 
 The pretrained backbone must fit exactly: every backbone key present with its shape, or a
 loud error that names them. The parts that are new for video (θ's ``merges.*``, a head for
@@ -46,6 +46,11 @@ def fit_params(pretrained: dict, source_cfg: ModelConfig, cfg: ModelConfig, seed
 def load_pretrained(name_or_file: str) -> tuple[dict, ModelConfig, str]:
     """(params, cfg, description) of pretrained weights."""
     path = Path(name_or_file).expanduser()
+    if path.is_dir():  # a Hugging Face model folder: model.safetensors and its config.json
+        from ..io.layouts import convert_state_dict
+
+        params, cfg = convert_state_dict(path)
+        return params, cfg, f"{path} (Hugging Face folder)"
     if path.exists():
         from ..io.params import load_params
 

@@ -157,11 +157,13 @@ def test_a_folder_tells_what_the_shapes_cannot(tmp_path):
 def test_config_json_defaults_are_transformers(tmp_path):
     """A config.json written with only the fields that differ from CLIPVisionConfig's defaults
     (transformers' use_diff) reads as transformers reads it."""
-    folder = save(make("CLIPVisionModel"), tmp_path / "model")
+    folder = save(make("CLIPVisionModel", num_attention_heads=12, hidden_act="gelu"), tmp_path / "model")
     full = json.loads((folder / "config.json").read_text())
     defaults = CLIPVisionConfig().to_dict()
     (folder / "config.json").write_text(json.dumps({k: v for k, v in full.items() if defaults.get(k) != v}))
-    assert from_hf(folder).cfg.heads == 3
+    assert "num_attention_heads" not in (folder / "config.json").read_text()
+    cfg = from_hf(folder).cfg
+    assert (cfg.heads, cfg.activation, cfg.patch_size) == (12, "gelu", 8)  # 12: the default, not width // 64 = 1
     assert hf.HF_DEFAULTS == {k: defaults[k] for k in hf.HF_DEFAULTS}
 
 

@@ -124,6 +124,21 @@ def test_pretrained_foreign_file_gets_what_its_shapes_cannot_tell_from_the_name(
     assert all(np.array_equal(state[k], fresh[k]) for k in state if k.startswith(("merges.", "head.")))
 
 
+def test_pretrained_foreign_file_keeps_its_head_for_the_same_classes(tmp_path):
+    """A timm-layout file of nano's backbone with a 10-class head, read as nano with timm's
+    hyperparameters: the name tells the 4 heads (the file would say 1), and with the same
+    classes the file's head is the model's, as timm.create_model keeps a pretrained head."""
+    from safetensors.numpy import save_file
+
+    timm_nano = dict(embed_dim=None, activation="gelu", ln_eps=1e-6, ln_pre=False, patch_bias=True)
+    cfg = NANO.replace(schedule=(), **timm_nano)
+    params = ref.init_params(cfg, seed=2)
+    save_file(layouts.export_state_dict(params, cfg, "timm"), str(tmp_path / "timm.safetensors"))
+    model = create_model("nano", pretrained=tmp_path / "timm.safetensors", dtype=torch.float64, **timm_nano)
+    state = to_ref_params(model)
+    assert model.cfg.heads == 4 and all(np.array_equal(state[k], v) for k, v in params.items())
+
+
 def test_pretrained_inti_file_keeps_theta_and_head(tmp_path):
     params = randomize_scores(ref.init_params(NANO, seed=5), NANO, seed=1)
     save_params(tmp_path / "w.safetensors", params, NANO)

@@ -138,7 +138,11 @@ def test_gradient_checkpointing_keeps_the_merges():
     h = host("CLIPVisionModel", (2,))
     randomize_scores(h)
     clip = video(h, frames=4)
-    h.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(h.model, "activation_checkpointing_enable"):  # transformers 5's name
+        h.model.activation_checkpointing_enable({"use_reentrant": False})
+    else:
+        h.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert all(layer.gradient_checkpointing for layer in h.model.encoder.layers)
     h.model.train()
     out = h.output(clip)
     out.sum().backward()

@@ -140,7 +140,8 @@ def _pretrained(pretrained, name: str, cfg: ModelConfig, seed: int) -> dict:
             loaded, source = convert_state_dict(path, cfg.schedule, cfg.image_size, activation=cfg.activation,
                                                 ln_eps=cfg.ln_eps)
             fields = [f for f in ARCHITECTURE if f not in UNTOLD]
-    wrong = [f"{f} {getattr(source, f)!r} (the name: {getattr(cfg, f)!r})" for f in fields if getattr(source, f) != getattr(cfg, f)]
+    wrong = [f"{f} {getattr(source, f)!r} (the name: {getattr(cfg, f)!r})"
+             for f in fields if getattr(source, f) != getattr(cfg, f)]
     if wrong:
         raise ValueError(f"the weights in {str(pretrained)!r} are not a {name}: " + ", ".join(wrong)
                          + "; pick the name of their architecture (inti.list_models()) or pass the differing fields")

@@ -179,7 +179,8 @@ def infer_config(state_dict: dict, default_heads, **overrides) -> ModelConfig:
     needed = [_TOP[k] for k in ("patch_embed.weight", "pos_embed")] + ["encoder.layers.0.mlp.fc1.weight"]
     missing = [k for k in needed if k not in state_dict]
     if missing:
-        raise ValueError(f"the state dict looks like the hf layout but lacks the keys that fix its shape: {', '.join(missing)}")
+        raise ValueError(f"the state dict looks like the hf layout but lacks the keys that fix its shape: "
+                         f"{', '.join(missing)}")
     patch = np.shape(state_dict[needed[0]])
     pos = np.shape(state_dict[needed[1]])
     if len(patch) != 4 or patch[1] != 3 or patch[2] != patch[3]:
@@ -197,7 +198,8 @@ def infer_config(state_dict: dict, default_heads, **overrides) -> ModelConfig:
     )
     for field in SHAPE_FIELDS:
         if field in overrides and overrides[field] != inferred[field]:
-            raise ValueError(f"{field}={overrides[field]!r} contradicts the checkpoint, whose shapes give {field}={inferred[field]!r}")
+            raise ValueError(f"{field}={overrides[field]!r} contradicts the checkpoint, whose shapes give "
+                             f"{field}={inferred[field]!r}")
     heads = overrides.get("heads", default_heads(width))
     if width % heads:
         raise ValueError(f"cannot split width {width} into {heads} heads; the shapes do not record heads, pass heads=")
@@ -308,7 +310,8 @@ def folder_files(folder) -> tuple[str, str | None]:
             config = os.path.join(folder, CONFIG_FILE)
             return os.path.join(folder, name), (config if os.path.exists(config) else None)
     sharded = [n for n in os.listdir(folder) if n.endswith(".index.json")]
-    hint = f" (it holds {sharded[0]}: sharded weights are not read; merge the shards into one model.safetensors)" if sharded else ""
+    hint = (f" (it holds {sharded[0]}: sharded weights are not read; merge the shards into one model.safetensors)"
+            if sharded else "")
     raise FileNotFoundError(f"{folder!r} holds no {' or '.join(WEIGHTS_FILES)}{hint}")
 
 

@@ -73,9 +73,11 @@ def _tower(model: nn.Module) -> nn.Module:
     tower = getattr(model, "visual", model)
     if not isinstance(tower, VisionTransformer):
         raise TypeError(f"inti.patch.open_clip takes open_clip's VisionTransformer or a CLIP model whose .visual is one, "
-                        f"got {type(model).__name__}" + (f" with .visual {type(tower).__name__}" if tower is not model else ""))
+                        f"got {type(model).__name__}"
+                        + (f" with .visual {type(tower).__name__}" if tower is not model else ""))
     if not (hasattr(tower, "_embeds") and hasattr(tower, "_pool")):
-        raise TypeError("this open_clip version's VisionTransformer has no _embeds and _pool; inti.patch needs open_clip_torch 3")
+        raise TypeError("this open_clip version's VisionTransformer has no _embeds and _pool; "
+                        "inti.patch needs open_clip_torch 3")
     return tower
 
 
@@ -90,7 +92,8 @@ def patch(model: nn.Module, schedule, frames: int | None = None, *, seed: int = 
     if not isinstance(tower.patch_dropout, nn.Identity):
         raise ValueError("patch dropout drops tokens and breaks the grid θ reads; build the model with patch_dropout=0")
     if getattr(tower, "class_embedding", None) is None:
-        raise ValueError("InTI needs a class token in front of the patch tokens (spec/00-method.md §3.4); this tower has none")
+        raise ValueError("InTI needs a class token in front of the patch tokens (spec/00-method.md §3.4); "
+                         "this tower has none")
     block = tower.transformer.resblocks[0]
     cfg = merge_config(
         image_size=square(tower.image_size, "image size"), patch_size=square(tower.patch_size, "patch size"),

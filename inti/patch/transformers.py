@@ -79,7 +79,8 @@ def make_inti_class(tower_class: type) -> type:
 def _tower(model: nn.Module) -> nn.Module:
     if type(model).__name__ not in MODELS or not type(model).__module__.startswith("transformers."):
         raise TypeError(f"inti.patch.transformers takes one of transformers' {', '.join(MODELS)}, got {type(model).__name__}")
-    for candidate in (model, getattr(model, "vision_model", None), getattr(getattr(model, "vision_model", None), "vision_model", None)):
+    inner = getattr(model, "vision_model", None)  # transformers 4 nests the tower once more
+    for candidate in (model, inner, getattr(inner, "vision_model", None)):
         if candidate is not None and all(hasattr(candidate, part) for part in TOWER_PARTS):
             return candidate
     raise TypeError(f"found no vision tower (a module with {', '.join(TOWER_PARTS)}) in this {type(model).__name__}")

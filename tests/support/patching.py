@@ -79,7 +79,8 @@ def randomize_scores(host: Host, seed: int = 1) -> None:
 
 def copy_theta(host: Host) -> None:
     """Load the patched model's θ into host.inti (the keys are the same: merges.{j}.*)."""
-    theta = {k.removeprefix(host.prefix): v for k, v in host.model.state_dict().items() if k.startswith(host.prefix + "merges.")}
+    theta = {k.removeprefix(host.prefix): v for k, v in host.model.state_dict().items()
+             if k.startswith(host.prefix + "merges.")}
     host.inti.load_state_dict(host.inti.state_dict() | theta)
 
 

@@ -6,8 +6,9 @@
 - the API reference: one page per module of ref, torch_impl and inti, found by walking the
   packages, so a new module gets its page without an edit here; reference/SUMMARY.md is its
   navigation (mkdocs-literate-nav);
-- KaTeX, the math renderer, from docs/vendor/node_modules (npm ci, run by `make docs`), so the
-  site renders math from its own files and fetches nothing.
+- what the pages load, from docs/vendor/node_modules (npm ci, run by `make docs`): KaTeX, the
+  math renderer, and iframe-worker, which lets the search run from file://. The site serves
+  both from its own files and fetches nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import mkdocs_gen_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ref", "torch_impl", "inti")
-KATEX = ROOT / "docs" / "vendor" / "node_modules" / "katex" / "dist"
+VENDOR = ROOT / "docs" / "vendor" / "node_modules"
+KATEX = VENDOR / "katex" / "dist"
+IFRAME_WORKER = VENDOR / "iframe-worker" / "shim" / "index.js"
 KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 
 
@@ -74,11 +77,13 @@ def write_reference() -> None:
         f.writelines(nav.build_literate_nav())
 
 
-def copy_katex() -> None:
-    missing = [name for name in KATEX_FILES if not (KATEX / name).is_file()]
+def copy_vendored() -> None:
+    missing = [str(p.relative_to(ROOT)) for p in [*(KATEX / name for name in KATEX_FILES), IFRAME_WORKER]
+               if not p.is_file()]
     if missing:
-        raise SystemExit(f"KaTeX is not installed in {KATEX.relative_to(ROOT)} (missing {missing}): "
+        raise SystemExit(f"the site's vendored scripts are not installed (missing {missing}): "
                          "run `make docs`, or `npm ci --prefix docs/vendor`")
+    copy(IFRAME_WORKER, "assets/iframe-worker/shim.js")
     for path in sorted(KATEX.rglob("*")):
         relative = path.relative_to(KATEX).as_posix()
         if relative in KATEX_FILES or (relative.startswith("fonts/") and path.suffix == ".woff2"):
@@ -87,4 +92,4 @@ def copy_katex() -> None:
 
 copy_sources()
 write_reference()
-copy_katex()
+copy_vendored()

@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     if args.json:
         from inti.io.atomic import write_text
 
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_text(args.json, json.dumps(report, indent=1))
     return 0
 

@@ -245,19 +245,6 @@ def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
     assert inductor_config.freezing is False
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dtypes", "f32,f64"], "argument --dtypes: takes a comma-separated subset of f32,bf16,f16, got 'f32,f64'"),
-    (["--preset", "vit_x"], "argument --preset: unknown preset 'vit_x'"),
-    (["--rounds", "0"], "argument --rounds: expected a whole number from 1 to 10000, got '0'"),
-])
-def test_attention_benchmark_refuses_bad_arguments(argv, message, capsys):
-    from benchmarks import attention
-
-    with pytest.raises(SystemExit) as e:
-        attention.main(argv)
-    assert e.value.code == 2 and message in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("policy, recorded, spin", [
     (None, "PASSIVE", "0"),                # unset: the benchmarks' PASSIVE, no spinning
     ("default", "default", "300000"),      # libgomp's own: spin, then sleep

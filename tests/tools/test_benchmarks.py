@@ -406,3 +406,47 @@ def test_the_cycle_and_private_checks_catch_what_they_guard():
     for source in ("from .timing import sync\n", "import torch._inductor.config\n", "from . import OMP_WAIT_POLICY\n",
                    "def _mine():\n    pass\n_mine()\n", "from .timing import __doc__\n"):
         assert not private_uses(source, "benchmarks.a", known), source
+
+
+def test_the_export_benchmark_runs(tmp_path, capsys):
+    """benchmarks/export_speed.py on nano at 4 frames, one round, float32 only: every contender
+    is checked against torch and timed, and both result files are written."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from benchmarks import export_speed
+
+    assert export_speed.main(["--presets", "nano", "--frames", "4", "--repeats", "1", "--no-int8",
+                              "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "export_speed.json").read_text())
+    assert [r["schedule"] for r in report["rows"]] == ["naive ()", "InTI (1, 2)"]
+    for row in report["rows"]:
+        assert set(row["results"]) == {"torch eager", "onnxruntime f32"}
+        for r in row["results"].values():
+            assert len(r["times_s"]) == 1 and r["median_s"] > 0 and r["rel_err"] <= 2e-4  # the float32 bar
+    assert report["machine"]["cpu"] and "| nano | InTI (1, 2) |" in (tmp_path / "export_speed.md").read_text()
+
+
+def test_the_benchmark_docs_link_only_to_what_exists():
+    """benchmarks/README.md and the lab notebook in benchmarks/results/ link to files (and
+    headings) that are there: the history moved, its links did not break."""
+    import re
+
+    def slug(heading):
+        return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+    pages = [ROOT / "benchmarks" / "README.md", ROOT / "benchmarks" / "results" / "HISTORY.md"]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and anchor not in {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}:
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
+    history = pages[1].read_text()
+    for result in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        assert result.name == "HISTORY.md" or f"]({result.name})" in history, f"HISTORY.md does not list {result.name}"

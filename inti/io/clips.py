@@ -215,7 +215,9 @@ def _decode_indexed(path: Path, av, limit: int | None, keep: int, pick, decoder:
             wanted = _checked_pick(pick, n, keep)
             if decoder == "pyav":
                 return n, decode_planned(container, stream, index, wanted, stats, _size_changed)
-            check_clip_size(stream.codec_context.width, stream.codec_context.height, keep)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width and height:  # torchcodec allocates the T frames at once: check the header's size first
+                check_clip_size(width, height, keep)
         file.seek(0)
         from .decode_torchcodec import decode_torchcodec
 

@@ -234,7 +234,8 @@ def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: D
     ranges = plan(index.seek_points, wanted)
     stats.ranges, stats.minimum = ranges, minimum_frames(ranges)
     codec = stream.codec_context
-    check_clip_size(codec.width, codec.height, len(wanted))
+    if codec.width and codec.height:  # the header's size (0 when it does not say): before decoding
+        check_clip_size(codec.width, codec.height, len(wanted))
     want = {int(r): i for i, r in enumerate(wanted)}
     out, depth = None, None
     for start, stop in runs(ranges):

@@ -41,10 +41,8 @@ def decode_torchcodec(file, wanted: np.ndarray, count: int, threads: int | None,
     """Frames `wanted` (presentation indices) of the open video `file` as (T, h, w, 3) uint8.
 
     count: the clip's frame count by PyAV's index; threads: FFmpeg threads (None: FFmpeg's
-    choice). Raises Unreliable when torchcodec counts the frames differently."""
-    why = available()
-    if why is not None:
-        raise ImportError(f"{why} (pip install 'inti[torchcodec]', and FFmpeg's shared libraries 4 to 8)")
+    choice). Raises Unreliable when torchcodec counts the frames differently. The caller has
+    checked `available()`."""
     from torchcodec.decoders import VideoDecoder
 
     try:

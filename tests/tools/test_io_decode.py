@@ -264,10 +264,12 @@ def test_fallback_without_timestamps(tmp_path):
 
 
 @needs_av
-def test_fallback_when_a_seek_point_is_no_keyframe(synth, full, monkeypatch):
+@pytest.mark.parametrize("name, n", [("gop30", 300), ("mpeg4", 40)])
+def test_fallback_when_a_seek_point_is_no_keyframe(synth, full, monkeypatch, name, n):
     """An index whose keyframe flags lie (every packet a keyframe, as a container without
-    keyframe marks may claim): decoding from a P-frame is caught, and the sequential pass gives
-    the right frames."""
+    keyframe marks may claim): decoding from a P-frame is caught (FFmpeg's H.264 decoder gives
+    nothing until a keyframe; its MPEG-4 decoder gives the P-frame, not marked as a keyframe),
+    and the sequential pass gives the right frames."""
     real = clips.read_index
 
     def lying_index(container, stream):
@@ -276,9 +278,9 @@ def test_fallback_when_a_seek_point_is_no_keyframe(synth, full, monkeypatch):
 
     monkeypatch.setattr(clips, "read_index", lying_index)
     stats = DecodeStats()
-    got = clips.decode(synth["gop30"], sample=8, threads=1, stats=stats)
+    got = clips.decode(synth[name], sample=8, threads=1, stats=stats)
     assert not stats.planned and stats.fallback, stats
-    np.testing.assert_array_equal(got, full("gop30")[sample_indices(300, 8)])
+    np.testing.assert_array_equal(got, full(name)[sample_indices(n, 8)])
 
 
 @needs_av
@@ -318,8 +320,11 @@ def test_clip_size_bound():
 @pytest.mark.parametrize("kwargs", [{}, {"sample": 4}, {"sample": 4, "plan": False}])
 def test_decode_refuses_frames_over_the_bound(synth, monkeypatch, kwargs):
     monkeypatch.setattr(planned, "MAX_FRAME_PIXELS", 64 * 48 - 1)
+    stats = DecodeStats()
     with pytest.raises(ValueError, match=r"could not decode video .*gop30.mp4.*: the frames are 64x48 pixels, over"):
-        clips.decode(synth["gop30"], **kwargs)
+        clips.decode(synth["gop30"], stats=stats, **kwargs)
+    if kwargs.get("plan", True) and "sample" in kwargs:  # the planner refuses from the header, before decoding
+        assert stats.frames_decoded == 0, stats
 
 
 @needs_av
@@ -377,6 +382,18 @@ def test_torchcodec_errors_are_ours(tmp_path):
         clips.decode(bad, sample=2, decoder="torchcodec")
     with pytest.raises(FileNotFoundError, match="no such video file"):
         clips.decode(tmp_path / "missing.mp4", sample=2, decoder="torchcodec")
+
+
+@needs_av
+@needs_torchcodec
+def test_torchcodec_counting_otherwise_falls_back(synth):
+    """When torchcodec counts the frames differently from PyAV's index, the clip is not decoded
+    with torchcodec (the caller falls back to PyAV's sequential pass)."""
+    from inti.io.decode_torchcodec import decode_torchcodec
+
+    with open(synth["gop30"], "rb") as file:
+        with pytest.raises(Unreliable, match="torchcodec counts 300 frames, PyAV's index 301"):
+            decode_torchcodec(file, np.array([0, 5]), 301, 1, DecodeStats())
 
 
 @needs_av

@@ -403,3 +403,70 @@ def test_torchcodec_unavailable_is_a_clear_error(synth, monkeypatch):
     monkeypatch.setattr(decode_torchcodec, "available", lambda: "torchcodec cannot decode here: OSError: libavutil")
     with pytest.raises(ImportError, match="torchcodec cannot decode here.*pip install 'inti\\[torchcodec\\]'"):
         clips.decode(synth["gop30"], sample=2, decoder="torchcodec")
+
+
+# ---------------------------------------------------------------------------------------------
+# the training data path
+
+
+@needs_av
+def test_video_list_dataset_decodes_by_plan(synth, full, tmp_path, monkeypatch):
+    """VideoListDataset's items come from the planned decode, with the TSN picks of the
+    sequential one; the decoder and its threads are options, checked at construction."""
+    from inti.data.datasets import VideoListDataset
+
+    root = synth["gop30"].parent
+    lines = [f"{synth[name].name} {label}" for label, name in enumerate(("gop30", "gop250", "vfr.mkv"))]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    seen = []
+    real = clips.decode
+
+    def spy(*args, stats=None, **kwargs):
+        stats = DecodeStats() if stats is None else stats
+        out = real(*args, stats=stats, **kwargs)
+        seen.append(stats)
+        return out
+
+    import inti.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "decode", spy)
+    data = VideoListDataset(tmp_path / "train.txt", root, frames=8, size=32, train=True, seed=3)
+    sequential = VideoListDataset(tmp_path / "train.txt", root, frames=8, size=32, train=True, seed=3)
+    for i in range(3):
+        video, label, index = data[i]
+        assert seen[-1].planned and seen[-1].fallback is None and (label, index) == (i, i)
+        with monkeypatch.context() as m:  # the same item from one sequential pass
+            m.setattr(datasets, "decode", lambda *a, **k: real(*a, **dict(k, plan=False)))
+            np.testing.assert_array_equal(video.numpy(), sequential[i][0].numpy())
+    assert all(s.decoder == "pyav" and s.frames_converted == 8 for s in seen)
+    with pytest.raises(ValueError, match="decoder must be one of pyav, torchcodec, got 'nvdec'"):
+        VideoListDataset(tmp_path / "train.txt", root, frames=8, size=32, train=True, decoder="nvdec")
+    with pytest.raises(ValueError, match="decode_threads must be a positive integer, got 0"):
+        VideoListDataset(tmp_path / "train.txt", root, frames=8, size=32, train=True, decode_threads=0)
+
+
+@needs_av
+@needs_torchcodec
+def test_video_list_dataset_with_torchcodec(synth, tmp_path, monkeypatch):
+    import inti.data.datasets as datasets
+    from inti.data.datasets import VideoListDataset
+
+    used = []
+    real = clips.decode
+
+    def spy(*args, **kwargs):
+        stats = DecodeStats()
+        out = real(*args, stats=stats, **kwargs)
+        used.append(stats.decoder)
+        return out
+
+    monkeypatch.setattr(datasets, "decode", spy)
+
+    root = synth["gop250"].parent
+    (tmp_path / "val.txt").write_text(f"{synth['gop250'].name} 0\n{synth['vfr.mp4'].name} 1\n")
+    kwargs = dict(frames=8, size=32, train=False, views=(2, 1))
+    pyav = VideoListDataset(tmp_path / "val.txt", root, **kwargs)
+    tc = VideoListDataset(tmp_path / "val.txt", root, decoder="torchcodec", **kwargs)
+    for i in range(2):
+        np.testing.assert_array_equal(pyav[i][0].numpy(), tc[i][0].numpy())
+    assert used == ["pyav", "pyav", "torchcodec", "torchcodec"] * 2  # two temporal views each

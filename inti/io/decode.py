@@ -34,6 +34,7 @@ the number of kept frames are first known, before anything is allocated.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,7 +137,7 @@ class Index:
 
 def read_index(container, stream) -> Index:
     """The index of `stream`, read by demuxing every packet (no decoding). Raises Unreliable."""
-    pts, key, shown = [], [], []
+    pts, key, shown = array("q"), bytearray(), bytearray()  # 10 bytes a packet
     for packet in container.demux(stream):
         if packet.size == 0:
             continue  # the empty packet that ends the stream
@@ -148,8 +149,8 @@ def read_index(container, stream) -> Index:
         shown.append(not packet.is_discard)
         if len(pts) > MAX_INDEX_PACKETS:
             raise Unreliable(f"the stream holds over {MAX_INDEX_PACKETS:,} packets")
-    return index_from_packets(np.asarray(pts, dtype=np.int64), np.asarray(key, dtype=bool),
-                              np.asarray(shown, dtype=bool))
+    return index_from_packets(np.frombuffer(pts, dtype=np.int64).copy(), np.frombuffer(key, dtype=bool).copy(),
+                              np.frombuffer(shown, dtype=bool).copy())
 
 
 def index_from_packets(pts: np.ndarray, key: np.ndarray, shown: np.ndarray) -> Index:

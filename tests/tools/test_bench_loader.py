@@ -39,8 +39,10 @@ def test_quick_run_writes_every_section(run):
         assert section in table, section
     assert {(r["gop"], r["frames"]) for r in report["decode"]["rows"]} == {(30, 8), (30, 16), (250, 8), (250, 16)}
     for row in report["decode"]["rows"]:
-        assert {"planned", "sequential", "naive-seek"} <= set(row["clips_per_s"])
-        assert all(rate > 0 for rate in row["clips_per_s"].values())
+        assert {"planned", "sequential", "naive-seek"} <= set(row["clips_per_s"]) == set(row["clips_per_cpu_s"])
+        assert all(rate > 0 for rate in [*row["clips_per_s"].values(), *row["clips_per_cpu_s"].values()])
+        assert set(row["ratio_to_sequential"]) == set(row["cpu_ratio_to_sequential"]) == set(row["clips_per_s"]) - {
+            "sequential"}
     assert {(r["gop"], r["frames"], r["workers"]) for r in report["loader"]} == {
         (g, t, w) for g in (30, 250) for t in (8, 16) for w in (1, 2)}
     assert all(r["clips_per_s"] > 0 and all(x["clips"] == 4 for x in r["runs"]) for r in report["loader"])
@@ -71,7 +73,11 @@ def test_cores_per_gpu_follow_the_cost_model(run):
     for c in cores:
         macs = ref.compare(ref.preset("vit_b16"), c["frames"])[c["model"]]["total"]
         assert c["gpu_clips_per_s"] == pytest.approx(312e12 * 0.4 / (6 * macs))
-        assert c["cores"] == pytest.approx(c["gpu_clips_per_s"] / c["worker_clips_per_s"])
+        assert c["cores"] == pytest.approx(c["gpu_clips_per_s"] / c["core_clips_per_s"])  # by CPU time
+        assert c["cores_wall"] == pytest.approx(c["gpu_clips_per_s"] / c["worker_clips_per_s"])  # by the clock
+    loader_1 = {(r["gop"], r["frames"]): r for r in report["loader"] if r["workers"] == 1}
+    for c in cores:
+        assert c["core_clips_per_s"] == pytest.approx(1 / loader_1[c["gop"], c["frames"]]["cpu_s_per_clip"])
     assert "A100" in report["gpu"]["source"] and "not a measurement" in report["gpu"]["source"]
 
 

@@ -240,7 +240,9 @@ def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: D
     want = {int(r): i for i, r in enumerate(wanted)}
     out, depth = None, None
     for start, stop in runs(ranges):
-        first = int(index.position[start])  # the keyframe's decode position
+        # the keyframe's decode position; frame 0 is decoded from the start of the stream, with the
+        # packets before it that an edit list hides (decoded as references, never shown)
+        first = 0 if start == 0 else int(index.position[start])
         last = max(int(index.position[r]) for r in wanted if start <= r < stop)
         _seek_to(container, stream, index, first, stats)
         if depth is not None:
@@ -248,7 +250,7 @@ def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: D
         seen = None
         for frame in _frames(container, stream, index, first, last, stats):
             rank = _rank_of(index, frame)
-            if seen is None and (rank != start or not frame.key_frame):
+            if seen is None and (rank != start or (start > 0 and not frame.key_frame)):
                 raise Unreliable(f"decoding from the keyframe of frame {start} began with frame {rank}, "
                                  f"{'a keyframe' if frame.key_frame else 'not a keyframe'}")
             if seen is not None and rank <= seen:

@@ -248,6 +248,37 @@ def test_max_frames_limits_the_plan(full):
     assert stats.frames == 100 and stats.planned and max(b for _, b in stats.ranges) <= 100
 
 
+def _shifted_copy(src, dst, frames: int):
+    """`src` remuxed with every timestamp moved `frames` frames earlier, as a stream copy cut
+    inside a GOP is: the mp4 gets an edit list, and the packets before time 0 are decoded as
+    references but never shown (FFmpeg's discard flag)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = inp.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        step = int(1 / (video.average_rate * video.time_base))
+        for packet in inp.demux(video):
+            if packet.dts is not None:
+                packet.stream = stream
+                packet.pts, packet.dts = packet.pts - frames * step, packet.dts - frames * step
+                out.mux(packet)
+    return dst
+
+
+@needs_av
+def test_planned_equals_sequential_with_an_edit_list(synth, tmp_path):
+    path = _shifted_copy(synth["gop30"], tmp_path / "cut.mp4", 5)
+    everything = clips.decode(path)
+    assert len(everything) == 295  # the 5 hidden frames are no frames of the clip
+    for t in (1, 3, 8, 40):
+        stats = DecodeStats()
+        got = clips.decode(path, sample=t, threads=1, stats=stats)
+        assert stats.planned and stats.fallback is None, stats
+        np.testing.assert_array_equal(got, everything[sample_indices(295, t)])
+    assert stats.ranges[0][0] == 0 and 25 in [a for a, _ in stats.ranges]  # keyframe 30 is frame 25 now
+
+
 # ---------------------------------------------------------------------------------------------
 # the fallback
 

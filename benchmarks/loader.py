@@ -26,7 +26,7 @@ and how many CPU cores one GPU needs to stay fed: the GPU's clips/s for ViT-B/16
 cost model, `ref.compare`, at a stated GPU peak and model FLOPs utilization, or given) divided
 by one worker's clips/s.
 
-    python -m benchmarks.loader --out benchmarks/results/loader          # ~10 min on 2 cores
+    python -m benchmarks.loader --out benchmarks/results/loader          # 5-6 min on 2 loaded cores
     python -m benchmarks.loader --quick --out /tmp/loader                # seconds: the smoke test
 
 It writes loader.json (everything, every timing) and loader.md (the tables, the goals) to

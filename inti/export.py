@@ -54,7 +54,7 @@ from ref.config import ModelConfig
 from torch_impl import from_ref_params
 
 from .io.atomic import write_bytes, write_text
-from .io.params import config_to_json
+from .io.config_json import config_to_json
 
 FORMATS = ("onnx",)
 EXPORT_FORMAT = "inti-onnx"

@@ -87,7 +87,7 @@ def infer_config(state_dict: dict, layout: str, **overrides) -> ModelConfig:
     for field in SHAPE_FIELDS:
         if field in overrides and overrides[field] != inferred[field]:
             raise ValueError(
-                f"{field}={overrides[field]!r} contradicts the checkpoint, whose shapes give {field}={inferred[field]!r}"
+                f"{field}={overrides[field]!r} contradicts the state dict, whose shapes give {field}={inferred[field]!r}"
             )
     heads = overrides.get("heads", default_heads(width))
     if width % heads:

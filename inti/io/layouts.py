@@ -46,12 +46,12 @@ __all__ = ["convert_state_dict", "to_layout", "check_layout_fits", "init_predict
 def init_predictor(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
     """Fresh ``merges.*`` parameters for `cfg`, by ref.params.init_params' rule: the score
     layer is zero [ours, spec/00-method.md §3.4], so a converted model merges each pair by its plain mean
-    until it is trained. Nothing is drawn for the backbone, whose values come from the checkpoint."""
+    until it is trained. Nothing is drawn for the backbone, whose values come from the state dict."""
     return init_params(cfg, seed, dtype, prefix="merges.")
 
 
 def init_new_parts(cfg: ModelConfig, seed: int = 0, dtype=np.float64) -> dict[str, np.ndarray]:
-    """Everything an image checkpoint does not hold, drawn fresh by ref.params.init_params' rule:
+    """Everything an image model's state dict does not hold, drawn fresh by ref.params.init_params' rule:
     the predictors ``merges.*`` (the very values of `init_predictor`) and the temporal modules of
     spec/00-method.md §12 (from their own seeded stream), whose zero-init
     parts (§12.4) make the converted model, before training, exactly InTI on the image model."""
@@ -72,7 +72,7 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     CLIP model is left out.
     layout: None detects the key family; a CLIP-family state dict is then read as "clip"
     (OpenAI: QuickGELU). open_clip ViTs with exact GELU need ``layout="open_clip"``.
-    image_size: None keeps the checkpoint's; another multiple of the patch size resamples the
+    image_size: None keeps the state dict's; another multiple of the patch size resamples the
     position grid bicubically (`resample_pos_embed`; antialias=True by default [ours], as
     timm's and open_clip's own loaders do).
     schedule: where InTI merges (spec/00-method.md §3). Its predictors are new, and so are the

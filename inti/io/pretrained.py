@@ -127,7 +127,7 @@ def from_timm(model_or_state_dict_or_path, schedule=(), image_size: int | None =
     naive adaptation: on one frame it returns what timm returns (logits, or pre-logits when the
     timm model has no head); on T frames, the mean of timm's per-frame outputs.
     image_size: resample the position grid for another frame size (bicubic, antialias=True as
-    timm's loader). dtype: the model's; by default the checkpoint's. overrides: heads,
+    timm's loader). dtype: the model's; by default the weights'. overrides: heads,
     activation, ln_eps (for a state dict: exact GELU, eps 1e-6, or 1e-5 when it has norm_pre;
     ``*_clip_quickgelu_*`` state dicts need ``activation="quick_gelu"``), and predictor options.
     An inti parameter file or training checkpoint is refused with a hint: `from_weights` reads it."""

@@ -495,7 +495,7 @@ def test_timm_models_that_pool_otherwise():
 
 def test_overrides_cannot_contradict_shapes(small_timm):
     sd = small_timm.state_dict()
-    with pytest.raises(ValueError, match="width=512 contradicts the checkpoint, whose shapes give width=192"):
+    with pytest.raises(ValueError, match="width=512 contradicts the state dict, whose shapes give width=192"):
         from_timm(sd, width=512)
     with pytest.raises(ValueError, match="cannot split width 192 into 5 heads"):
         from_timm(sd, heads=5)

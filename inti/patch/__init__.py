@@ -9,8 +9,9 @@
 The patched model is the user's own object: its weights, its optimizer, its checkpoints,
 torch.compile and DDP keep working. It takes video (B, T, 3, H, W) and merges frames between its
 own blocks with Φ and θ (spec/00-method.md §3), which it holds as ``merges``. One file per host
-library (timm.py, open_clip.py, transformers.py), each marking its merge point; common.py holds
-what they share. The host libraries are imported only when their patch is applied.
+library (timm.py, open_clip.py, transformers.py), each marking where its blocks run with the
+merges; common.py holds what they share, the one loop over a host's blocks with the merge point
+(`common.run_blocks`) included. The host libraries are imported only when their patch is applied.
 """
 
 from .common import undo

@@ -1,5 +1,6 @@
 """What the three patches share: the merges' config, θ attached as submodules, the video check,
-the merge point, the mean over frames, the class swap and `undo`.
+the one loop over a host's blocks with the merge point (`run_blocks`), the mean over frames, the
+class swap and `undo`.
 
 A patch changes the user's model object in place, as ToMe's ``tome.patch.timm`` does: its class
 becomes a subclass of its own class (`swap_class`) whose forward takes video, and the merges Φ
@@ -15,6 +16,7 @@ from torch import nn
 
 from ref.checks import FLOAT_DTYPES, check_frames, check_video_meta
 from ref.config import ModelConfig
+from ref.model import merge_after
 from torch_impl.checks import dtype_name
 from torch_impl.interpolation import Merge
 
@@ -105,17 +107,31 @@ def check_video(video, cfg: ModelConfig) -> int:
     return video.shape[0]
 
 
-def merge_after(cfg: ModelConfig) -> dict[int, int]:
-    """Block index counted from 0 -> the merge j that follows it (spec/00-method.md §3: S counts from 1)."""
-    return {k - 1: j for j, k in enumerate(cfg.schedule)}
-
-
 def merge_frames(merge: Merge, x: torch.Tensor, clips: int) -> torch.Tensor:
     """Φ with its θ between two of the host's blocks, on the host's frame-major batch:
     (b*t, N, C) -> (b*t/2, N, C). θ sees each clip's t frames together (its local and clip
     branches look across frames, §3.4)."""
     merged, _ = merge(x.unflatten(0, (clips, -1)))  # (b, t, N, C) -> (b, t/2, N, C)
     return merged.flatten(0, 1)
+
+
+def run_blocks(tower: nn.Module, blocks, x: torch.Tensor, clips: int, step=None, seen=None) -> torch.Tensor:
+    """The host's blocks, in order, with Φ after each block of the schedule: the patches' one loop
+    (InTIModel.forward_features' for a host model, whose blocks are the host's own).
+
+    x: the host's frame-major batch, (b*T, N, C). step(block, x): one block as the host runs it
+    (default ``block(x)``: a host's other arguments, activation checkpointing, its layout).
+    seen(x), if given, sees the tokens after each block and its merge (the host's hidden states).
+    The merge j after block i comes from ref's `merge_after` (spec/00-method.md §3: S counts from 1)."""
+    after = merge_after(tower.inti_config)  # {block i (from 0): merge j}
+    for i, block in enumerate(blocks):
+        x = block(x) if step is None else step(block, x)
+        if i in after:
+            # InTI: merge neighbouring frames here, (b t, N, C) -> (b t/2, N, C)
+            x = merge_frames(tower.merges[after[i]], x, clips)
+        if seen is not None:
+            seen(x)
+    return x
 
 
 def frame_mean(x: torch.Tensor, clips: int) -> torch.Tensor:

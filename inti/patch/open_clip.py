@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .common import (
-    Patched, attach, check_video, frame_mean, grad_checkpointed, merge_after, merge_config, merge_frames, square,
+    Patched, attach, check_video, frame_mean, grad_checkpointed, merge_config, run_blocks, square,
     swap_class,
 )
 
@@ -50,17 +50,15 @@ def make_inti_class(transformer_class: type) -> type:
             # Note: this is open_clip.transformer.Transformer.forward with modifications.
             transformer = self.transformer
             seq_first = not getattr(transformer, "batch_first", True)
-            after = merge_after(self.inti_config)
             checkpointing = getattr(transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
-            x = x.transpose(0, 1) if seq_first else x  # NLD -> LND where the blocks want it
-            for i, block in enumerate(transformer.resblocks):
+
+            def step(block, x):  # one block as open_clip runs it: (b T, N, C) in and out
+                x = x.transpose(0, 1) if seq_first else x  # NLD -> LND where the blocks want it
                 x = grad_checkpointed(block, x) if checkpointing else block(x)
-                if i in after:
-                    # InTI: merge neighbouring frames here, (b t, N, C) -> (b t/2, N, C)
-                    x = x.transpose(0, 1) if seq_first else x
-                    x = merge_frames(self.merges[after[i]], x, clips)
-                    x = x.transpose(0, 1) if seq_first else x
-            return x.transpose(0, 1) if seq_first else x
+                return x.transpose(0, 1) if seq_first else x
+
+            # InTI: open_clip's blocks, with Φ merging neighbouring frames after each block of the schedule
+            return run_blocks(self, transformer.resblocks, x, clips, step=step)
 
     return InTIVisionTransformer
 

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from .common import (
-    Patched, attach, check_video, frame_mean, grad_checkpointed, merge_after, merge_config, merge_frames, square,
-    swap_class,
+    Patched, attach, check_video, frame_mean, grad_checkpointed, merge_config, run_blocks, square, swap_class,
 )
 
 
@@ -42,13 +41,9 @@ def make_inti_class(transformer_class: type) -> type:
             x = self._pos_embed(x)  # (b T, N, C)
             x = self.patch_drop(x)
             x = self.norm_pre(x)
-            after = merge_after(cfg)
             checkpointing = self.grad_checkpointing and torch.is_grad_enabled()
-            for i, block in enumerate(self.blocks):
-                x = grad_checkpointed(block, x) if checkpointing else block(x)
-                if i in after:
-                    # InTI: merge neighbouring frames here, (b t, N, C) -> (b t/2, N, C)
-                    x = merge_frames(self.merges[after[i]], x, clips)
+            # InTI: timm's blocks, with Φ merging neighbouring frames after each block of the schedule
+            x = run_blocks(self, self.blocks, x, clips, step=grad_checkpointed if checkpointing else None)
             x = self.norm(x)
             return x.unflatten(0, (clips, -1))  # (b, T', N, C)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .common import (
-    Patched, attach, check_video, frame_mean, merge_after, merge_config, merge_frames, swap_class,
+    Patched, attach, check_video, frame_mean, merge_config, run_blocks, swap_class,
 )
 
 MODELS = ("CLIPVisionModel", "CLIPVisionModelWithProjection", "CLIPModel")
@@ -60,14 +60,14 @@ def make_inti_class(tower_class: type) -> type:
             x = self.embeddings(pixel_values.flatten(0, 1))  # (b T, N, C): each frame as an image
             x = self.pre_layrnorm(x)
             hidden = [x.unflatten(0, (clips, -1))]
-            after = merge_after(cfg)
-            for i, layer in enumerate(self.encoder.layers):
-                out = layer(x, None, None) if causal_mask else layer(x, None)  # no attention mask
-                x = out[0] if isinstance(out, tuple) else out
-                if i in after:
-                    # InTI: merge neighbouring frames here, (b t, N, C) -> (b t/2, N, C)
-                    x = merge_frames(self.merges[after[i]], x, clips)
-                hidden.append(x.unflatten(0, (clips, -1)))
+
+            def step(layer, x):  # one encoder layer as transformers runs it, without an attention mask
+                out = layer(x, None, None) if causal_mask else layer(x, None)
+                return out[0] if isinstance(out, tuple) else out
+
+            # InTI: the encoder's layers, with Φ merging neighbouring frames after each layer of the schedule
+            x = run_blocks(self, self.encoder.layers, x, clips, step=step,
+                           seen=lambda x: hidden.append(x.unflatten(0, (clips, -1))))
             pooled = frame_mean(self.post_layernorm(x[:, 0]), clips)  # InTI's readout: the mean over the frames left
             out = BaseModelOutputWithPooling(last_hidden_state=hidden[-1], pooler_output=pooled,
                                              hidden_states=tuple(hidden) if output_hidden_states else None)

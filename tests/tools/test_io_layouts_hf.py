@@ -1,5 +1,6 @@
-"""The Hugging Face layout (inti/io/hf.py, through inti.io.layouts and inti.io.pretrained): transformers'
-CLIP image towers into InTI and back.
+"""The Hugging Face layout (its entry in inti/io/keymaps.py, and inti/io/hf.py for config.json and
+folders, through inti.io.layouts, inti.io.weights and inti.io.pretrained): transformers' CLIP
+image towers into InTI and back.
 
 The reference models are transformers' own CLIPVisionModel, CLIPVisionModelWithProjection and
 CLIPModel, built from small configs at random (nothing downloaded). With an empty schedule, InTI
@@ -18,9 +19,10 @@ import pytest
 import torch
 
 import ref
-from inti.io import hf, layouts
+from inti.io import hf, keymaps, layouts, weights
 from inti.io.clips import load_clip, to_tensor
-from inti.io.pretrained import export_state_dict, from_checkpoint, from_hf
+from inti.io.errors import WeightsError, WrongKindError
+from inti.io.pretrained import export_state_dict, from_hf, from_weights
 from inti.tolerances import rel_err
 from patching import PATCH_FLOAT64, randomize
 from torch_impl import to_numpy, to_ref_params
@@ -32,6 +34,7 @@ from transformers import (  # noqa: E402
 )
 
 KINDS = ["CLIPVisionModel", "CLIPVisionModelWithProjection", "CLIPModel"]
+PROJECTION = "visual_projection.weight"
 
 
 def vision_config(**changes) -> CLIPVisionConfig:
@@ -116,8 +119,8 @@ def test_round_trip_reproduces_the_file(tmp_path, kind, prefix, dtype):
     folder = save(make(kind, dtype=dtype), tmp_path / "model")
     written = safetensors_torch.load_file(folder / "model.safetensors")
     params, cfg = layouts.convert_state_dict(folder)
-    exported = layouts.export_state_dict(params, cfg, "hf", prefix=prefix)
-    vision = {k: v for k, v in written.items() if k.startswith("vision_model.") or k == hf.PROJECTION or kind != "CLIPModel"}
+    exported = layouts.to_layout(params, cfg, "hf", prefix=prefix)
+    vision = {k: v for k, v in written.items() if k.startswith("vision_model.") or k == PROJECTION or kind != "CLIPModel"}
     assert exported.keys() == vision.keys()
     for key, value in vision.items():
         assert exported[key].dtype == to_numpy(value).dtype and np.array_equal(exported[key], to_numpy(value)), key
@@ -144,11 +147,11 @@ def test_a_folder_tells_what_the_shapes_cannot(tmp_path):
     defaults and width // 64 heads, which overrides replace."""
     model = make("CLIPVisionModel", hidden_act="gelu", layer_norm_eps=1e-6)
     folder = save(model, tmp_path / "model")
-    for loaded in (from_hf(folder), from_checkpoint(folder), from_hf(model)):
+    for loaded in (from_hf(folder), from_weights(folder), from_hf(model), weights.load(folder)):
         assert (loaded.cfg.heads, loaded.cfg.activation, loaded.cfg.ln_eps) == (3, "gelu", 1e-6)
-    bare = from_checkpoint(folder / "model.safetensors")
+    bare = from_weights(folder / "model.safetensors")
     assert (bare.cfg.heads, bare.cfg.activation, bare.cfg.ln_eps) == (1, "quick_gelu", 1e-5)
-    told = from_checkpoint(folder / "model.safetensors", heads=3, activation="gelu", ln_eps=1e-6)
+    told = from_weights(folder / "model.safetensors", heads=3, activation="gelu", ln_eps=1e-6)
     assert told.cfg == from_hf(folder).cfg
     assert_naive_parity(model, from_hf(folder, dtype=torch.float64), torch.randn(1, 2, 3, 32, 32, dtype=torch.float64),
                         "from a folder")
@@ -167,23 +170,38 @@ def test_config_json_defaults_are_transformers(tmp_path):
     assert hf.HF_DEFAULTS == {k: defaults[k] for k in hf.HF_DEFAULTS}
 
 
+def test_the_front_door_reads_a_file_and_a_folder(tmp_path):
+    """inti.io.weights.load: a model.safetensors of the hf layout, or the folder holding it with its
+    config.json, is a state dict read in the "hf" layout, in its stored dtype."""
+    model = make("CLIPVisionModelWithProjection", dtype=torch.float32)
+    folder = save(model, tmp_path / "model")
+    expected, _ = layouts.convert_state_dict(model.state_dict(), heads=3)
+    for path in (folder, folder / "model.safetensors"):
+        loaded = weights.load(path)
+        assert (loaded.kind, loaded.layout, loaded.dtype, loaded.path) == ("state dict", "hf", "float32", path)
+        assert loaded.params.keys() == expected.keys()
+        assert all(np.array_equal(loaded.params[k], v) for k, v in expected.items())
+    assert weights.load(folder).cfg.heads == 3 and weights.load(folder / "model.safetensors").cfg.heads == 1
+    assert "Hugging Face model folder" in str(pytest.raises(WrongKindError, weights.load, folder, accept=weights.INTI).value)
+
+
 def test_detection(tmp_path):
     for kind in KINDS:
         state = make(kind).state_dict()
         assert layouts.detect_layout(state) == "hf"
-        assert layouts.detect_layout(hf.select_tower(state)) == "hf"
+        assert layouts.detect_layout(keymaps.select_tower(state, keymaps.HF)) == "hf"
     params, cfg = layouts.convert_state_dict(make("CLIPModel").state_dict(), schedule=(2,), heads=3)
     assert cfg.schedule == (2,) and any(k.startswith("merges.0.") for k in params)
     with pytest.raises(ValueError, match="Hugging Face"):
         layouts.convert_state_dict(make("CLIPVisionModel").state_dict(), layout="timm")
 
 
-def test_inti_train_pretrained_reads_a_folder(tmp_path, capsys):
+def test_inti_train_weights_reads_a_folder(tmp_path, capsys):
     from inti.cli import main
 
     folder = save(make("CLIPVisionModelWithProjection", dtype=torch.float32), tmp_path / "model")
     argv = ["train", "--synthetic", "informative", "--synthetic-train", "8", "--synthetic-val", "4", "--steps", "1",
-            "--batch-size", "4", "--frames", "4", "--schedule", "2", "--pretrained", str(folder),
+            "--batch-size", "4", "--frames", "4", "--schedule", "2", "--weights", str(folder),
             "--out", str(tmp_path / "run"), "--quiet"]
     assert main(argv) == 0, capsys.readouterr().err
 
@@ -235,7 +253,7 @@ def test_bad_folders_and_files_are_refused(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "model.safetensors.index.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="sharded"):
+    with pytest.raises(WeightsError, match="not a Hugging Face model folder.*sharded"):
         from_hf(empty)
 
 
@@ -253,19 +271,25 @@ def test_what_the_hf_layout_cannot_hold_is_refused():
     timm_like = ref.ModelConfig(image_size=32, patch_size=8, width=48, depth=2, heads=3, embed_dim=None, num_classes=5,
                                 ln_pre=False, patch_bias=True)
     params = ref.init_params(timm_like)
-    with pytest.raises(ValueError, match="patch_bias=True.*ln_pre=False.*num_classes=5"):
-        layouts.export_state_dict(params, timm_like, "hf")
-    with pytest.raises(ValueError, match="inti.io.hf.key_map"):
+    with pytest.raises(ValueError, match="patch_bias=True.*num_classes=5.*ln_pre=False"):
+        layouts.to_layout(params, timm_like, "hf")
+    with pytest.raises(ValueError, match="inti.io.keymaps.key_groups"):
         layouts.key_map(timm_like, "hf")
+    with pytest.raises(KeyError, match="3 keys in the hf layout"):
+        keymaps.external_key("blocks.0.attn.qkv.weight", "hf")
 
 
 def test_key_map_splits_qkv_in_order():
     cfg = ref.ModelConfig(image_size=32, patch_size=8, width=48, depth=2, heads=3, embed_dim=16)
-    qkv = hf.key_map(cfg, prefix="vision_model.")["blocks.1.attn.qkv.weight"]
-    assert qkv == tuple(f"vision_model.encoder.layers.1.self_attn.{p}_proj.weight" for p in "qkv")
-    assert hf.key_map(cfg, prefix="vision_model.")["proj.weight"] == ("visual_projection.weight",)
-    shapes = hf.external_shapes(cfg)
+    qkv = keymaps.key_groups(cfg, "hf")["blocks.1.attn.qkv.weight"]
+    assert qkv == tuple(f"encoder.layers.1.self_attn.{p}_proj.weight" for p in "qkv")
+    assert keymaps.key_groups(cfg, "hf")["proj.weight"] == ("visual_projection.weight",)
+    shapes = keymaps.external_shapes(cfg, "hf")
     assert shapes["encoder.layers.0.self_attn.v_proj.weight"] == (48, 48) and shapes["visual_projection.weight"] == (16, 48)
     model = CLIPVisionModelWithProjection(vision_config(num_hidden_layers=2))
     theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert hf.external_shapes(cfg.replace(mlp_ratio=2.0), prefix="vision_model.") == theirs
+    assert keymaps.external_shapes(cfg.replace(mlp_ratio=2.0), "hf", prefix="vision_model.") == theirs
+    params = ref.init_params(cfg)
+    q, k, v = (keymaps.to_theirs("blocks.1.attn.qkv.weight", params["blocks.1.attn.qkv.weight"], keymaps.HF, 3))
+    assert [np.array_equal(p, params["blocks.1.attn.qkv.weight"][48 * i:48 * (i + 1)]) for i, p in enumerate((q, k, v))] \
+        == [True] * 3

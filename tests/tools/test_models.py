@@ -1,4 +1,5 @@
-"""`inti.create_model` and `inti.list_models` (inti/models.py): InTI models by name.
+"""`inti.create_model` and `inti.list_models` (inti/models.py, the names in inti/registry.py): InTI
+models by name.
 
 Each named architecture is checked against the library whose weights it stands for, built on
 the meta device (timm's and open_clip's own model definitions; nothing downloaded): the
@@ -57,11 +58,11 @@ def architecture(cfg) -> dict:
 ])
 def test_imagenet_names_are_timms_models(name, timm_name):
     timm = pytest.importorskip("timm")
-    from inti.io.pretrained import _timm_hints
+    from inti.io.pretrained import timm_hints
 
     with torch.device("meta"):
         model = timm.create_model(timm_name, pretrained=False)
-    theirs = layouts.infer_config(model.state_dict(), "timm", **_timm_hints(model))
+    theirs = layouts.infer_config(model.state_dict(), "timm", **timm_hints(model))
     assert architecture(theirs) == architecture(MODELS[name].cfg)
 
 
@@ -70,11 +71,11 @@ def test_imagenet_names_are_timms_models(name, timm_name):
 def test_clip_names_are_openais_towers(name, open_clip_name):
     """open_clip's bundled model configs, with QuickGELU as OpenAI's weights use (the -quickgelu models)."""
     open_clip = pytest.importorskip("open_clip")
-    from inti.io.pretrained import _clip_hints
+    from inti.io.pretrained import clip_hints
 
     with torch.device("meta"):
         model = open_clip.create_model(open_clip_name, pretrained=None, force_quick_gelu=True, device="meta")
-    theirs = layouts.infer_config(layouts.select_visual(model.state_dict())[0], "clip", **_clip_hints(model.visual))
+    theirs = layouts.infer_config(layouts.select_visual(model.state_dict())[0], "clip", **clip_hints(model.visual))
     assert architecture(theirs) == architecture(MODELS[name].cfg)
 
 
@@ -108,7 +109,7 @@ def write_clip_file(tmp_path, cfg=NANO.replace(schedule=(), num_classes=0), seed
 
     params = ref.init_params(cfg, seed=seed)
     path = tmp_path / "visual.safetensors"
-    save_file({"visual." + k: v for k, v in layouts.export_state_dict(params, cfg, "clip").items()}, str(path))
+    save_file({"visual." + k: v for k, v in layouts.to_layout(params, cfg, "clip").items()}, str(path))
     return path, params
 
 
@@ -133,7 +134,7 @@ def test_pretrained_foreign_file_keeps_its_head_for_the_same_classes(tmp_path):
     timm_nano = dict(embed_dim=None, activation="gelu", ln_eps=1e-6, ln_pre=False, patch_bias=True)
     cfg = NANO.replace(schedule=(), **timm_nano)
     params = ref.init_params(cfg, seed=2)
-    save_file(layouts.export_state_dict(params, cfg, "timm"), str(tmp_path / "timm.safetensors"))
+    save_file(layouts.to_layout(params, cfg, "timm"), str(tmp_path / "timm.safetensors"))
     model = create_model("nano", pretrained=tmp_path / "timm.safetensors", dtype=torch.float64, **timm_nano)
     state = to_ref_params(model)
     assert model.cfg.heads == 4 and all(np.array_equal(state[k], v) for k, v in params.items())
@@ -180,6 +181,7 @@ def test_the_cli_offers_the_same_names():
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    for name in ("demo", "parity", "cost"):
+    for name in ("demo", "parity", "cost", "export"):
         preset = next(a for a in commands[name]._actions if a.dest == "preset")
         assert list(preset.choices) == list_models(), name
+

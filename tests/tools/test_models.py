@@ -181,7 +181,36 @@ def test_the_cli_offers_the_same_names():
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    for name in ("demo", "parity", "cost", "export"):
+    for name in ("demo", "parity", "cost", "export", "train"):
         preset = next(a for a in commands[name]._actions if a.dest == "preset")
         assert list(preset.choices) == list_models(), name
 
+
+def test_cost_preset_reads_the_registry(capsys):
+    """`inti cost --preset vit_b32_clip`: a name of the registry that ref's presets lack; the
+    table's total is the cost model's for that config."""
+    from inti.cli import main
+
+    assert "vit_b32_clip" not in ref.config.PRESETS
+    assert main(["cost", "--preset", "vit_b32_clip", "--frames", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("inti cost: vit_b32_clip: ViT 224 px, patch 32, width 768")
+    total = ref.compare(model_config("vit_b32_clip"), 8)["inti"]["total"]
+    assert f"{total / 1e9:,.3f}" in out.split("\ntotal")[1].splitlines()[0]
+
+
+def test_train_preset_reads_the_registry(tmp_path, monkeypatch, capsys):
+    """`inti train --preset NAME` builds the registry's config (a name added to the table here:
+    nano's sizes with timm's hyperparameters, which ref's presets do not have)."""
+    from inti import registry
+    from inti.cli import main
+    from inti.io import weights
+
+    tiny = NANO.replace(activation="gelu", ln_eps=1e-6, ln_pre=False, patch_bias=True, embed_dim=None, schedule=(2,))
+    monkeypatch.setitem(registry.MODELS, "nano_timm", registry.Preset(tiny, "nano with timm's hyperparameters"))
+    argv = ["train", "--preset", "nano_timm", "--synthetic", "informative", "--synthetic-train", "8",
+            "--synthetic-val", "4", "--steps", "1", "--batch-size", "4", "--frames", "4", "--out", str(tmp_path / "run"),
+            "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    cfg = weights.load(tmp_path / "run" / "last.safetensors").cfg
+    assert cfg.replace(num_classes=tiny.num_classes) == tiny

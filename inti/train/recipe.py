@@ -309,6 +309,12 @@ def resolve(recipe: Recipe, train_clips: int | None = None) -> Resolved:
 
     where, v, notes = str(recipe.path), recipe.values, []
     cfg = model_config(recipe, where)
+    a = v["augment"]
+    try:
+        augment = VideoAugment(crop=a["crop"], scale=tuple(a["scale"]), ratio=tuple(a["ratio"]), flip=a["flip"],
+                               auto_augment=a["auto_augment"], erase=a["erase"])
+    except ValueError as e:
+        raise RecipeError(f"{where}: [augment] {e}") from None
     o, d, t = v["optim"], v["data"], v["test"]
     if train_clips is None:
         train_clips = d["synthetic_train"] if d["synthetic"] else d["train_clips"]
@@ -342,11 +348,8 @@ def resolve(recipe: Recipe, train_clips: int | None = None) -> Resolved:
             log_every=o["log_every"], keep=o["keep"], layer_decay=o["layer_decay"] or 1.0,
             drop_path=v["model"]["drop_path"], mixup=o["mixup"], cutmix=o["cutmix"], mix_prob=o["mix_prob"],
             mix_switch_prob=o["mix_switch_prob"], ema_decay=o["ema_decay"], grad_checkpoint=v["model"]["grad_checkpoint"])
-        a = v["augment"]
-        augment = VideoAugment(crop=a["crop"], scale=tuple(a["scale"]), ratio=tuple(a["ratio"]), flip=a["flip"],
-                               auto_augment=a["auto_augment"], erase=a["erase"])
     except ValueError as e:
-        raise RecipeError(f"{where}: {e}") from None
+        raise RecipeError(f"{where}: [optim] {e}") from None
     crop = t["crop"] or cfg.image_size
     if crop != cfg.image_size:
         raise RecipeError(f"{where}: [test] crop = {crop} differs from the model's {cfg.image_size} px; the model reads "

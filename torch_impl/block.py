@@ -1,10 +1,18 @@
 """Mirror of ref/block.py: the MLP and the pre-norm residual block, and the blocks that carry a
-temporal module (spec/00-method.md §12): `STAdapterBlock` and `AIMBlock`. `make_block` picks one."""
+temporal module (spec/00-method.md §12): `STAdapterBlock` and `AIMBlock`. `make_block` picks one.
+
+Two training-only switches, which ref does not need (spec/00-method.md §13) and which change
+no parameter: `DropPath` on each residual branch (stochastic depth, the identity in evaluation
+and at rate 0), and `checkpointing`, which recomputes the block's activations in the backward
+(`torch.utils.checkpoint`, non-reentrant: the random draws of DropPath are replayed, so the
+gradients are the plain run's). `InTIModel.set_drop_path` and `set_grad_checkpointing` set them.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ref.config import ModelConfig
 
@@ -26,8 +34,29 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class DropPath(nn.Module):
+    """Stochastic depth [timm's DropPath]: in training, the branch's update is zeroed for a whole
+    clip with probability p and scaled by 1 / (1 - p) otherwise; the identity in evaluation.
+    (b, ...) -> (b, ...), one draw per clip."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
 class Block(nn.Module):
-    """x = x + Attn(LN1(x)); x = x + MLP(LN2(x)). (b, t, N, C) -> (b, t, N, C)."""
+    """x = x + Attn(LN1(x)); x = x + MLP(LN2(x)). (b, t, N, C) -> (b, t, N, C).
+    `residual` is the block; `forward` runs it, under activation checkpointing when set."""
 
     def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa"):
         super().__init__()
@@ -35,10 +64,17 @@ class Block(nn.Module):
         self.attn = Attention(cfg.width, cfg.heads, attn_path)
         self.norm2 = LayerNorm(cfg.width, eps=cfg.ln_eps)
         self.mlp = Mlp(cfg.width, cfg.mlp_width, cfg.activation)
+        self.drop_path = DropPath(0.0)  # training only; no parameters (spec/00-method.md §13)
+        self.checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(self.residual, x, use_reentrant=False)
+        return self.residual(x)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class STAdapterBlock(Block):
@@ -51,11 +87,11 @@ class STAdapterBlock(Block):
             {p: STAdapter(cfg) if p in cfg.temporal_placement else nn.Identity() for p in ("attn", "mlp")}
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.temporal["attn"](x)
-        x = x + self.attn(self.norm1(x))
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.temporal["attn"](x)  # the adapter's own update is never dropped [ours]
+        x = x + self.drop_path(self.attn(self.norm1(x)))
         x = self.temporal["mlp"](x)
-        return x + self.mlp(self.norm2(x))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class AIMBlock(Block):
@@ -67,12 +103,12 @@ class AIMBlock(Block):
         self.temporal = nn.ModuleDict({name: Bottleneck(cfg) for name in ("t_adapter", "s_adapter", "mlp_adapter")})
         self.scale = cfg.temporal_scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + temporal_attention(self, x)  # frames mix here
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(temporal_attention(self, x))  # frames mix here
         y = self.attn(self.norm1(x))
-        x = x + (y + self.temporal["s_adapter"](y))
+        x = x + self.drop_path(y + self.temporal["s_adapter"](y))
         h = self.norm2(x)
-        return x + self.mlp(h) + self.scale * self.temporal["mlp_adapter"](h)
+        return x + self.drop_path(self.mlp(h) + self.scale * self.temporal["mlp_adapter"](h))
 
 
 def make_block(cfg: ModelConfig, index: int, attn_path: str = "sdpa") -> Block:

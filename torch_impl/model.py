@@ -81,6 +81,24 @@ class InTIModel(nn.Module):
                 module.path = path
         return self
 
+    def set_drop_path(self, rate: float) -> "InTIModel":
+        """Stochastic depth for training (spec/00-method.md §13): block i (from 0) drops each
+        residual branch with probability rate * i / (D - 1), linear from 0 to `rate` [timm's
+        rule]. The identity in evaluation; rate 0 turns it off."""
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"the drop path rate must lie in [0, 1), got {rate!r}")
+        for blk, p in zip(self.blocks, torch.linspace(0.0, rate, len(self.blocks)).tolist()):
+            blk.drop_path.p = p
+        return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> "InTIModel":
+        """Recompute each block's activations in the backward rather than keep them
+        (spec/00-method.md §13): the same gradients, less memory, one more forward."""
+        for blk in self.blocks:
+            blk.checkpointing = bool(enable)
+        return self
+
     def embed(self, video: torch.Tensor) -> torch.Tensor:
         """Patch embedding, class token first, positions added (and AIM's temporal embedding,
         spec/00-method.md §12.2), then ln_pre (spec/00-method.md §2.1-2.2). (b, t, 3, H, W) -> (b, t, N, C)."""

@@ -175,3 +175,48 @@ def test_lists_read_pyslowfast_separators(tmp_path):
     path.write_text("a.mp4 0\n")
     with pytest.raises(ValueError, match=r"train.csv:1: expected 'relative/path.mp4,<label>'"):
         read_list(path, separator=",")
+
+
+# ---- stochastic depth and activation checkpointing (torch_impl) ------------------------------------
+
+def video(cfg=CFG, b=3, t=4):
+    return torch.randn(b, t, 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("temporal", ["none", "st_adapter", "aim"])
+def test_drop_path_changes_training_outputs_but_not_evaluation(temporal):
+    cfg = CFG if temporal == "none" else ref.config.with_temporal(CFG, temporal, frames=4)
+    plain, dropped = model(cfg), model(cfg).set_drop_path(0.5)
+    assert [b.drop_path.p for b in dropped.blocks] == pytest.approx([0.5 * i / (cfg.depth - 1) for i in range(cfg.depth)])
+    x = video(cfg)
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), dropped.eval()(x))  # the identity in evaluation
+        torch.manual_seed(0)
+        reference = plain.train()(x)
+        torch.manual_seed(0)
+        trained = dropped.train()(x)
+    assert torch.equal(reference, plain.eval()(x))  # the plain model has nothing random in training
+    assert not torch.allclose(trained, reference)
+    assert set(dropped.state_dict()) == set(plain.state_dict())  # no parameter added
+    with pytest.raises(ValueError, match="drop path rate"):
+        plain.set_drop_path(1.0)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    """... with the drop path's draws replayed, while the blocks really run twice."""
+    x = video()
+    grads, calls = [], []
+    for checkpointing in (False, True):
+        m = model().set_drop_path(0.3).set_grad_checkpointing(checkpointing).train()
+        count = []
+        m.blocks[0].attn.register_forward_hook(lambda *a: count.append(1))
+        torch.manual_seed(4)
+        m(x).logsumexp(-1).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+        calls.append(len(count))
+    assert calls == [1, 2]  # recomputed in the backward
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name, g in grads[0].items():
+        assert torch.allclose(g, grads[1][name], rtol=1e-5, atol=1e-7), name
+    m = model().set_grad_checkpointing(True)
+    assert all(b.checkpointing for b in m.blocks)

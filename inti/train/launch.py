@@ -1,0 +1,96 @@
+"""From a resolved recipe to the pieces of a run: the datasets (with the recipe's augmentation),
+the model (pretrained weights or a preset, with the toolkit switched on), and the run folder's
+copy of the recipe. `inti train --config` and `inti eval --config` are these calls in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .recipe import RecipeError, Resolved, resolved_toml
+
+RECIPE_FILE = "recipe.toml"
+
+
+def datasets(r: Resolved, train: bool = True, views: tuple[int, int] = (1, 1)):
+    """(training dataset or None, validation or test dataset). The training set carries the
+    recipe's augmentation (inti.data.augment); the other is evaluated with `views`, the
+    resolved crop and short side."""
+    from ..data.augment import AugmentedSynthetic, AugmentedVideoList
+    from ..data.datasets import SyntheticVideos, VideoListDataset
+
+    d, seed = r.data, r.train.seed
+    frames, size = r.recipe.values["model"]["frames"], r.model.image_size
+    common = dict(frames=frames, size=size, seed=seed)
+    test_resize = r.test["resize"] if views != (1, 1) or not train else d["resize"]
+    if d["synthetic"]:
+        tr = AugmentedSynthetic(d["synthetic"], d["synthetic_train"], train=True, split_seed=seed * 2 + 1,
+                                resize=d["resize"], augment=r.augment, **common) if train else None
+        va = SyntheticVideos(d["synthetic"], d["synthetic_val"], train=False, split_seed=seed * 2 + 2, views=views,
+                             resize=test_resize, **common)
+        return tr, va
+    missing = [f"data.{k}" for k in (("train_list",) if train else ()) + ("val_list", "root") if not d[k]]
+    if missing:
+        raise RecipeError(f"{r.recipe.path}: the run needs {', '.join(missing)}: pass --set KEY=VALUE "
+                          "(or data.synthetic=informative for a synthetic task)")
+    if d["separator"].strip():
+        raise RecipeError(f"{r.recipe.path}: data.separator = {d['separator']!r}: the datasets read whitespace-separated "
+                          "lists today; convert the list (inti.data.lists.read_list reads it) or use ' '")
+    lists = dict(root=d["root"], classes=d["classes"] or None, skip_bad=d["skip_bad"], **common)
+    tr = AugmentedVideoList(d["train_list"], train=True, resize=d["resize"], augment=r.augment,
+                            num_classes=r.model.num_classes, **lists) if train else None
+    va = VideoListDataset(d["val_list"], train=False, views=views, resize=test_resize,
+                          num_classes=r.model.num_classes, **lists)
+    for ds in (tr, va):
+        if ds is not None and ds.num_classes != r.model.num_classes:
+            raise RecipeError(f"{r.recipe.path}: [model] num_classes = {r.model.num_classes}, but the class file "
+                              f"{d['classes']} names {ds.num_classes}")
+    return tr, va
+
+
+def model(r: Resolved):
+    """(InTIModel in float32, its config, where its weights came from): the recipe's weights
+    (a CLIP/timm/open_clip checkpoint, an inti parameter file or a training checkpoint) fitted
+    to the recipe's classes, schedule and module, or the preset with fresh weights."""
+    from ref.checks import check_frames
+    from ref.config import with_temporal
+
+    from .models import build
+
+    m = r.recipe.values["model"]
+    if m["init"] == "pretrained" and not m["weights"]:
+        raise RecipeError(f"{r.recipe.path}: this recipe starts from pretrained weights: pass --set weights=FILE "
+                          "(CLIP's ViT file, say), or --set init=fresh for random ones")
+
+    def make_cfg(source):
+        cfg = source.replace(num_classes=r.model.num_classes, schedule=r.model.schedule)
+        if m["temporal"] != "none":
+            cfg = with_temporal(cfg, m["temporal"], frames=m["frames"])
+        check_frames(m["frames"], cfg)
+        return cfg
+
+    weights = m["weights"] if m["init"] == "pretrained" else None
+    try:
+        net, cfg, source = build(make_cfg, r.train.seed, weights, base=r.model)
+    except ValueError as e:
+        raise RecipeError(f"{r.recipe.path}: the model does not build: {e}") from None
+    if cfg.image_size != r.test["crop"]:
+        raise RecipeError(f"{r.recipe.path}: the weights are for {cfg.image_size} px frames, the recipe's crop is "
+                          f"{r.test['crop']} px")
+    return toolkit(net, r.train), cfg, source
+
+
+def toolkit(net, train_config):
+    """Switch the model-side toolkit on: stochastic depth and activation checkpointing."""
+    net.set_drop_path(train_config.drop_path)
+    net.set_grad_checkpointing(train_config.grad_checkpoint)
+    return net
+
+
+def write_recipe(recipe, out) -> Path:
+    """The resolved recipe as ``OUT/recipe.toml`` (atomic): the run folder can rerun itself."""
+    from ..io.atomic import write_text
+
+    path = Path(out) / RECIPE_FILE
+    write_text(path, resolved_toml(recipe))
+    return path

@@ -5,11 +5,12 @@
     'model.onnx.json'
 
 What is exported is `ExportModule`, a thin wrapper around a `torch_impl.InTIModel` that calls the
-model's parts exactly as `InTIModel.forward` does (embed, the blocks with the merges at the
-schedule, readout) but without `check_video` / `check_output`: those are eager, data-dependent
-checks with Python control flow (the finiteness scan, the pixel range), which a graph cannot
-hold. A deployed graph therefore does not check its input; `run_onnx` checks the shape, and the
-caller checks the values where it matters.
+model's own loop, `InTIModel.forward_features` (embed, the blocks with the merges at the
+schedule), then its readout, as `InTIModel.forward` does but without `check_video` /
+`check_output`: those are eager, data-dependent checks with Python control flow (the
+finiteness scan, the pixel range), which a graph cannot hold. A deployed graph therefore does
+not check its input; `run_onnx` checks the shape, and the caller checks the values where it
+matters.
 
 The graph's axes [ours]:
 
@@ -51,6 +52,7 @@ from torch import nn
 import ref
 from ref.checks import check_frames
 from ref.config import ModelConfig
+from ref.model import merge_key, trace_weights
 from torch_impl import from_ref_params
 
 from .io.atomic import write_bytes, write_text
@@ -82,7 +84,7 @@ def sidecar_path(path) -> Path:
 
 
 def output_names(cfg: ModelConfig, trace: bool = False) -> list[str]:
-    return ["logits", *(f"merges.{j}.weights" for j in range(len(cfg.schedule)) if trace)]
+    return ["logits", *(merge_key(j, "weights") for j in range(len(cfg.schedule)) if trace)]
 
 
 def check_exportable(cfg: ModelConfig, frames: int) -> None:
@@ -99,25 +101,19 @@ def check_exportable(cfg: ModelConfig, frames: int) -> None:
 
 class ExportModule(nn.Module):
     """`InTIModel.forward` without its eager checks: video (b, T, 3, H, W) -> logits (b, K), or
-    (logits, merges.0.weights, ...) with trace=True. Parts are the model's own modules."""
+    (logits, merges.0.weights, ...) with trace=True. It runs the model's own loop
+    (`forward_features`, with whatever block and merge steps the model has) and readout."""
 
     def __init__(self, model, trace: bool = False):
         super().__init__()
         self.model = model
         self.trace = trace
-        self.merge_after = {k: j for j, k in enumerate(model.cfg.schedule)}
 
     def forward(self, video: torch.Tensor):
-        m = self.model
-        x = m.embed(video)
-        weights = []
-        for i, blk in enumerate(m.blocks):
-            x = blk(x)
-            if i + 1 in self.merge_after:
-                x, decided = m.merges[self.merge_after[i + 1]](x)
-                weights.append(decided["weights"])
-        logits = m.readout(x)["logits"]
-        return (logits, *weights) if self.trace else logits
+        trace = {} if self.trace else None
+        x = self.model.forward_features(video, trace=trace)  # (b, T / 2^|S|, N, C)
+        logits = self.model.readout(x)["logits"]
+        return (logits, *trace_weights(trace, self.model.cfg)) if self.trace else logits
 
 
 def export_module(params: dict, cfg: ModelConfig, trace: bool = False) -> ExportModule:
@@ -159,7 +155,7 @@ def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str 
     for j, _ in enumerate(cfg.schedule):
         if trace:
             tail = [cfg.num_tokens, cfg.width] if cfg.weight_granularity == "channel" else [cfg.num_tokens]
-            outputs[f"merges.{j}.weights"] = [BATCH_AXIS, t, *tail]
+            outputs[merge_key(j, "weights")] = [BATCH_AXIS, t, *tail]
         t //= 2
     doc["export"] = {
         "format": EXPORT_FORMAT,

@@ -217,8 +217,8 @@ def evaluate(model, data, *, batch_size: int = 8, world: World = World(), worker
         p = logits.float().softmax(-1).unflatten(0, (len(y), views)).mean(1)  # (B, K)
         probs.append(p.cpu())
         labels.append(y)
-        for j in range(len(cfg.schedule)):
-            a = trace[f"merges.{j}.weights"].float()  # (b, t, N) or (b, t, N, C)
+        for j, a in enumerate(ref.trace_weights(trace, cfg)):
+            a = a.float()  # (b, t, N) or (b, t, N, C)
             pair = a.unflatten(1, (a.shape[1] // 2, 2))  # (b, t/2, 2, ...)
             share = pair / pair.sum(2, keepdim=True).clamp_min(1e-12)  # normalized for sigmoid, as is for softmax
             merges[j].append((float(_entropy_bits(share[:, :, 0]).sum()), float((pair.amax(2) > 0.9).sum()),

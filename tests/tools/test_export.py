@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 import onnx  # noqa: E402
 
 import ref  # noqa: E402
+from ref.model import merge_key  # noqa: E402
 import torch_impl  # noqa: E402
 from inti import export  # noqa: E402
 from inti.cli import main  # noqa: E402
@@ -55,7 +56,7 @@ def _compare(sess, nano, video):
     model = torch_impl.from_ref_params(params, cfg, dtype=torch.float32).eval()
     with torch.no_grad():
         _, mirror = model(torch.from_numpy(video.astype(np.float32)), return_trace=True)
-    names = ["logits", *(f"merges.{j}.weights" for j in range(len(cfg.schedule)))]
+    names = ["logits", *(merge_key(j, "weights") for j in range(len(cfg.schedule)))]
     assert sorted(got) == sorted(names)
     for name in names:
         assert rel_err(got[name], spec[name]) <= TOL, (name, rel_err(got[name], spec[name]))

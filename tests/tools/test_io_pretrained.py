@@ -23,6 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ref
+from ref.model import merge_key
 from inti.io import layouts as ck
 from inti.tolerances import rel_err as _rel_err, tolerance
 from inti.io.checkpoints import load_checkpoint
@@ -231,9 +232,9 @@ def test_converted_model_merges_by_plain_mean(timm_tiny):
     with torch.no_grad():
         logits, trace = inti(video, return_trace=True)
     for j, after in enumerate(("blocks.1", "blocks.3")):
-        assert torch.all(trace[f"merges.{j}.weights"] == 0.5)
+        assert torch.all(trace[merge_key(j, "weights")] == 0.5)
         pairs = trace[after].unflatten(1, (-1, 2))  # (b, t/2, 2, N, C)
-        assert_close(trace[f"merges.{j}.tokens"], pairs.mean(dim=2), torch.float64, f"merge {j} is the pair mean")
+        assert_close(trace[merge_key(j, "tokens")], pairs.mean(dim=2), torch.float64, f"merge {j} is the pair mean")
     assert_close(ref.forward(params, video.numpy(), cfg), logits, torch.float64, "ref vs torch with merges")
     # Identical frames merge to themselves (spec/00-method.md §5, invariant 3), so the output is timm's on one frame.
     still = video[:, :1].expand(-1, 4, -1, -1, -1).contiguous()

@@ -1,18 +1,16 @@
 """Mirror of ref/block.py: the MLP and the pre-norm residual block, and the blocks that carry a
 temporal module (spec/00-method.md §12): `STAdapterBlock` and `AIMBlock`. `make_block` picks one.
 
-Two training-only switches, which ref does not need (spec/00-method.md §13) and which change
-no parameter: `DropPath` on each residual branch (stochastic depth, the identity in evaluation
-and at rate 0), and `checkpointing`, which recomputes the block's activations in the backward
-(`torch.utils.checkpoint`, non-reentrant: the random draws of DropPath are replayed, so the
-gradients are the plain run's). `InTIModel.set_drop_path` and `set_grad_checkpointing` set them.
+One training-only switch, which ref does not need (spec/00-method.md §13) and which adds no
+parameter: `DropPath` on each residual branch (stochastic depth, the identity in evaluation and
+at rate 0), set by `InTIModel.set_drop_path`. (Activation checkpointing is the model's
+`block_step`.)
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ref.config import ModelConfig
 
@@ -55,8 +53,7 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    """x = x + Attn(LN1(x)); x = x + MLP(LN2(x)). (b, t, N, C) -> (b, t, N, C).
-    `residual` is the block; `forward` runs it, under activation checkpointing when set."""
+    """x = x + Attn(LN1(x)); x = x + MLP(LN2(x)). (b, t, N, C) -> (b, t, N, C)."""
 
     def __init__(self, cfg: ModelConfig, attn_path: str = "sdpa"):
         super().__init__()
@@ -65,14 +62,8 @@ class Block(nn.Module):
         self.norm2 = LayerNorm(cfg.width, eps=cfg.ln_eps)
         self.mlp = Mlp(cfg.width, cfg.mlp_width, cfg.activation)
         self.drop_path = DropPath(0.0)  # training only; no parameters (spec/00-method.md §13)
-        self.checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.checkpointing and torch.is_grad_enabled():
-            return checkpoint(self.residual, x, use_reentrant=False)
-        return self.residual(x)
-
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -87,7 +78,7 @@ class STAdapterBlock(Block):
             {p: STAdapter(cfg) if p in cfg.temporal_placement else nn.Identity() for p in ("attn", "mlp")}
         )
 
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.temporal["attn"](x)  # the adapter's own update is never dropped [ours]
         x = x + self.drop_path(self.attn(self.norm1(x)))
         x = self.temporal["mlp"](x)
@@ -103,7 +94,7 @@ class AIMBlock(Block):
         self.temporal = nn.ModuleDict({name: Bottleneck(cfg) for name in ("t_adapter", "s_adapter", "mlp_adapter")})
         self.scale = cfg.temporal_scale
 
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(temporal_attention(self, x))  # frames mix here
         y = self.attn(self.norm1(x))
         x = x + self.drop_path(y + self.temporal["s_adapter"](y))

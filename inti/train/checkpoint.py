@@ -1,7 +1,8 @@
 """Training checkpoints: one safetensors file holds the whole state of a run.
 
 Tensors: ``model.<key>`` (the state dict, spec/00-method.md §3.5), ``optim.<param>.<field>``
-(AdamW's moments and step count, per parameter name), ``rng.torch`` (torch's generator).
+(AdamW's moments and step count, per parameter name), ``rng.torch`` (torch's generator), and
+``ema.<key>`` (the EMA of the weights, `inti.train.ema`, when the run keeps one).
 Metadata: ``inti-train``, a JSON object with the format and version, the step, the epoch and
 the position inside it, the training and data configs, the metrics so far and the NumPy and
 Python generator states; and ``inti``, the model config as parameter files store it, so that
@@ -43,8 +44,9 @@ def step_path(out: Path, step: int) -> Path:
     return Path(out) / FOLDER / f"step-{step:08d}.safetensors"
 
 
-def save(path, model, optimizer, state: dict) -> None:
-    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs)."""
+def save(path, model, optimizer, state: dict, extra: dict | None = None) -> None:
+    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs);
+    `extra`: more tensors under their own prefix (the EMA's ``ema.*``)."""
     from safetensors.torch import save as to_bytes
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -53,6 +55,7 @@ def save(path, model, optimizer, state: dict) -> None:
         for field, value in st.items():
             tensors[f"optim.{names[id(p)]}.{field}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
     tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update(extra or {})
     python_state = random.getstate()
     meta = dict(state, format=FORMAT, version=VERSION,
                 numpy_rng=_jsonable(np.random.get_state()),

@@ -77,14 +77,7 @@ def model(r: Resolved):
     if cfg.image_size != r.test["crop"]:
         raise RecipeError(f"{r.recipe.path}: the weights are for {cfg.image_size} px frames, the recipe's crop is "
                           f"{r.test['crop']} px")
-    return toolkit(net, r.train), cfg, source
-
-
-def toolkit(net, train_config):
-    """Switch the model-side toolkit on: stochastic depth and activation checkpointing."""
-    net.set_drop_path(train_config.drop_path)
-    net.set_grad_checkpointing(train_config.grad_checkpoint)
-    return net
+    return net, cfg, source  # fit switches the model-side toolkit on from r.train
 
 
 def write_recipe(recipe, out) -> Path:
@@ -94,3 +87,43 @@ def write_recipe(recipe, out) -> Path:
     path = Path(out) / RECIPE_FILE
     write_text(path, resolved_toml(recipe))
     return path
+
+
+def train_clip_count(recipe) -> int | None:
+    """The training list's clip count, when the recipe names a list (None otherwise)."""
+    from .recipe import count_clips
+
+    d = recipe.values["data"]
+    return None if d["synthetic"] or not d["train_list"] else count_clips(d["train_list"], d["separator"])
+
+
+def data_config(r: Resolved) -> dict:
+    """What a resumed run must share with the run it continues, beside the TrainConfig: the
+    recipe's model, data, augmentation and test tables (the loader's worker count aside)."""
+    v = r.recipe.values
+    return {"model": v["model"], "data": {k: x for k, x in v["data"].items() if k != "workers"},
+            "augment": v["augment"], "test": v["test"]}
+
+
+def run(r: Resolved, out, *, world=None, resume: bool = False, stop_after: int | None = None, progress=None,
+        say=print) -> list[dict]:
+    """Train a resolved recipe into the run folder `out` (which must be ready for it): the
+    resolved recipe is written there first, then `fit` runs. Returns the history."""
+    import torch
+
+    from .distributed import World
+    from .loop import fit
+
+    world = world or World()
+    torch.manual_seed(r.train.seed)
+    train_data, val_data = datasets(r, train=True)
+    net, cfg, source = model(r)
+    if world.main:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        if not resume:
+            write_recipe(r.recipe, out)
+    say(f"inti train: {r.recipe.values['recipe']['name'] or r.recipe.path}: {cfg.width}-wide, {cfg.depth}-block ViT at "
+        f"{cfg.image_size} px, schedule {cfg.schedule}, {cfg.num_classes} classes, {len(train_data)} training clips of "
+        f"{r.recipe.values['model']['frames']} frames; weights: {source}")
+    return fit(net, train_data, val_data, r.train, out=out, world=world, workers=r.data["workers"], resume=resume,
+               stop_after=stop_after, data_config=data_config(r), progress=progress, say=say)

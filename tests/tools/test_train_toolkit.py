@@ -257,3 +257,25 @@ def test_a_run_with_the_whole_toolkit_resumes_bitwise(tmp_path):
     assert not torch.equal(ema_a["ema.head.weight"], ema_a["model.head.weight"])
     assert [r["step"] for r in history if "eval_ema" in r] == [2, 4]
     assert whole.blocks[-1].drop_path.p == pytest.approx(0.2) and whole.grad_checkpointing
+
+
+# ---- Kinetics lists from the public CSVs -----------------------------------------------------------
+
+def test_kinetics_lists_from_the_public_csv(tmp_path):
+    from inti.data.kinetics import main, write_lists
+
+    csv = tmp_path / "train.csv"
+    csv.write_text("label,youtube_id,time_start,time_end,split\n"
+                   "zumba,abc,10,20,train\nabseiling,xyz,0,10,train\nabseiling,gone,5,15,train\n")
+    (tmp_path / "k400" / "abseiling").mkdir(parents=True)
+    (tmp_path / "k400" / "abseiling" / "xyz_000000_000010.mp4").write_bytes(b"x")
+    (tmp_path / "k400" / "abc_000010_000020.mp4").write_bytes(b"x")  # flat and per-class layouts both
+    report = write_lists(csv, tmp_path / "k400", tmp_path / "lists" / "train.txt")
+    assert (report.rows, report.written, report.missing, report.classes) == (3, 2, ["gone_000005_000015"], 2)
+    assert [(e.path, e.label) for e in read_list(tmp_path / "lists" / "train.txt")] == \
+        [("abc_000010_000020.mp4", 1), ("abseiling/xyz_000000_000010.mp4", 0)]  # labels: the sorted class names
+    assert (tmp_path / "lists" / "classes.txt").read_text() == "abseiling\nzumba\n"
+    assert main([str(csv), str(tmp_path / "k400"), str(tmp_path / "l2.txt"), "--separator", ","]) == 0
+    assert (tmp_path / "l2.txt").read_text().splitlines()[0] == "abc_000010_000020.mp4,1"
+    (tmp_path / "bad.csv").write_text("youtube_id,split\n")
+    assert main([str(tmp_path / "bad.csv"), str(tmp_path / "k400"), str(tmp_path / "l3.txt")]) == 2

@@ -160,7 +160,7 @@ def scaled_down(path, tmp_path):
     sets = [f"temporal={'st_adapter' if temporal.startswith('st_adapter') else temporal}",  # the module at nano's width
             "preset=nano", f"schedule={list(range(1, merges + 1))}", "init=fresh", "synthetic=informative",
             "synthetic_train=4", "synthetic_val=2", "optim.steps=2", "optim.batch_size=2", "test.batch_size=2",
-            "frames=4", "test.crop=0", "test.resize=0", "data.resize=72", "gpus=1", "bf16=false", "workers=0"]
+            "frames=4", "num_classes=10", "test.crop=0", "test.resize=0", "data.resize=72", "gpus=1", "bf16=false", "workers=0"]
     return resolve(read(path, sets=sets))
 
 
@@ -175,3 +175,37 @@ def test_every_recipe_trains_two_steps_scaled_down(path, tmp_path):
     assert (tmp_path / "run" / "last.safetensors").exists()
     kept = read(tmp_path / "run" / "recipe.toml")  # the run folder holds its resolved recipe
     assert kept.values == r.recipe.values
+
+
+# ---- the commands -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_inti_train_dry_runs_every_recipe(path, capsys):
+    from inti.cli import main
+
+    assert main(["train", "--config", str(path), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    cfg, frames = expected_config(path.stem)
+    assert f"MACs per view: {ref.count_macs(cfg, frames)['total'] / 1e9:,.2f} G" in printed
+    assert "parameters:" in printed and "estimated memory" in printed and "[optim]" in printed
+
+
+def test_inti_train_config_then_inti_eval_config(tmp_path, capsys):
+    from inti.cli import main
+
+    path = RECIPES / "k400_vit_b16_8f_aim.toml"
+    sets = [x for s in scaled_down(path, tmp_path).recipe.sources.items() if s[1].startswith("--set")
+            for x in ("--set", s[1][len("--set "):])]
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), *sets, "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    assert read(out / "recipe.toml").get("model", "temporal") == "aim"
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "last.safetensors"), "--config", str(out / "recipe.toml"),
+                 "--set", "test.views=[2,1]"]) == 0
+    printed = capsys.readouterr().out
+    assert "views 2x1" in printed and "macs_per_clip" in printed
+    assert main(["train", "--config", str(path), "--lr", "0.1", "--dry-run"]) == 2
+    assert "with --config the recipe sets --lr" in capsys.readouterr().err
+    assert main(["train", "--set", "frames=16", "--synthetic", "informative", "--out", str(tmp_path / "x")]) == 2
+    assert main(["eval", "--checkpoint", str(out / "last.safetensors"), "--config", str(RECIPES / "k400_vit_b16_8f.toml")]) == 2
+    assert "is not the recipe's" in capsys.readouterr().err

@@ -33,10 +33,8 @@ def datasets(r: Resolved, train: bool = True, views: tuple[int, int] = (1, 1)):
     if missing:
         raise RecipeError(f"{r.recipe.path}: the run needs {', '.join(missing)}: pass --set KEY=VALUE "
                           "(or data.synthetic=informative for a synthetic task)")
-    if d["separator"].strip():
-        raise RecipeError(f"{r.recipe.path}: data.separator = {d['separator']!r}: the datasets read whitespace-separated "
-                          "lists today; convert the list (inti.data.lists.read_list reads it) or use ' '")
-    lists = dict(root=d["root"], classes=d["classes"] or None, skip_bad=d["skip_bad"], **common)
+    lists = dict(root=d["root"], classes=d["classes"] or None, skip_bad=d["skip_bad"], decoder=d["decoder"],
+                 decode_threads=d["decode_threads"] or None, separator=d["separator"].strip() or None, **common)
     tr = AugmentedVideoList(d["train_list"], train=True, resize=d["resize"], augment=r.augment,
                             num_classes=r.model.num_classes, **lists) if train else None
     va = VideoListDataset(d["val_list"], train=False, views=views, resize=test_resize,

@@ -8,7 +8,7 @@ A recipe has seven tables; `SCHEMA` lists every field with its type, default and
     [model]    preset (the backbone), weights, frames, schedule, temporal module, classes,
                drop_path, grad_checkpoint
     [data]     list files, root, class names, the list separator, sizes, workers, --skip-bad,
-               or a synthetic task
+               the decoder and its threads per clip (0: FFmpeg's choice), or a synthetic task
     [augment]  inti.data.augment.VideoAugment: crop, scale, ratio, flip, auto_augment, erase
     [optim]    epochs, warmup, global batch, the lr rule (blr per 256 clips), AdamW, the toolkit
     [test]     views T x S, crop and resize, batch
@@ -65,6 +65,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "data": {"dataset": F("str", ""), "train_list": F("str", ""), "val_list": F("str", ""), "root": F("str", ""),
              "classes": F("str", ""), "separator": F("str", " "), "train_clips": F("int", 0, 0, 10**9),
              "resize": F("int", 0, 0, 4096), "workers": F("int", 8, 0, 256), "skip_bad": F("bool", True),
+             "decoder": F("str", "pyav", choices=("pyav", "torchcodec")), "decode_threads": F("int", 1, 0, 64),
              "synthetic": F("str", "", choices=("", "informative", "motion")),
              "synthetic_train": F("int", 256, 1, 10**6), "synthetic_val": F("int", 128, 1, 10**6)},
     "augment": {"crop": F("str", "random", choices=("random", "resized")), "scale": F("floats", [0.08, 1.0], 0, 1, length=2),

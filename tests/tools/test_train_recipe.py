@@ -209,3 +209,24 @@ def test_inti_train_config_then_inti_eval_config(tmp_path, capsys):
     assert main(["train", "--set", "frames=16", "--synthetic", "informative", "--out", str(tmp_path / "x")]) == 2
     assert main(["eval", "--checkpoint", str(out / "last.safetensors"), "--config", str(RECIPES / "k400_vit_b16_8f.toml")]) == 2
     assert "is not the recipe's" in capsys.readouterr().err
+
+
+def test_a_recipe_reads_pyslowfast_lists_of_real_videos(tmp_path):
+    """Videos on disk and comma-separated lists (PySlowFast's separator), through the recipe's
+    datasets: the list's own count sets the steps, and a clip decodes and augments."""
+    from inti.data.synthetic import write_task
+    from inti.train import launch
+
+    lists = write_task(tmp_path / "task", "informative", {"train": 6, "val": 2}, frames=4, size=32)
+    for split, path in lists.items():
+        rows = [line.replace(" ", ",") for line in path.read_text().splitlines()]
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    sets = ["preset=nano", "schedule=[1]", "init=fresh", "frames=4", "num_classes=10", "test.crop=0", "test.resize=0",
+            "data.resize=72", "optim.batch_size=2", f"train_list={tmp_path / 'train.csv'}",
+            f"val_list={tmp_path / 'val.csv'}", f"root={tmp_path / 'task'}", "separator=,"]
+    recipe = read(RECIPES / "k400_vit_b16_8f.toml", sets=sets)
+    r = resolve(recipe, launch.train_clip_count(recipe))
+    assert r.train_clips == 6 and r.steps_per_epoch == 3
+    train, val = launch.datasets(r)
+    assert len(train) == 6 and len(val) == 2
+    assert tuple(train[0][0].shape) == (4, 3, 64, 64) and tuple(val[1][0].shape) == (1, 4, 3, 64, 64)

@@ -49,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.measure import machine_info
+from benchmarks import machine
+from benchmarks.flags import MAX_BATCH, MAX_FRAMES, MAX_ROUNDS, MAX_THREADS, whole
 
 SOURCE_VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 GOALS = {"frames": 1.1, 30: 0.8, 250: 1.2}  # frames decoded / minimum; planned time / sequential time at 8 frames
@@ -464,24 +465,20 @@ def markdown(report: dict) -> str:
 # the command line
 
 
-def _int_list(text: str, name: str, least: int):
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < least:
-        raise argparse.ArgumentTypeError(f"{name} takes integers of at least {least}, got {text!r}")
-    return values
+def _int_list(name: str, lo: int, hi: int):
+    """An argparse type: comma-separated whole numbers, each in [lo, hi]."""
+    one = whole(lo, hi)
+
+    def parse(text: str) -> list[int]:
+        parts = [v for v in text.split(",") if v.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"{name} takes comma-separated whole numbers from {lo} to {hi}, got {text!r}")
+        return [one(v.strip()) for v in parts]
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+MAX_CLIPS = 1000  # clips synthesized per keyframe interval: each is a 10 s H.264 file
 
 
 def parse_args(argv):
@@ -490,26 +487,26 @@ def parse_args(argv):
                    help="where loader.json and loader.md go; new or empty unless --force (default benchmarks/out/loader)")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds files")
     p.add_argument("--quick", action="store_true", help="two tiny clips, one round: seconds (the smoke test)")
-    p.add_argument("--clips", type=_positive, default=6, help="clips synthesized per GOP length (default 6)")
-    p.add_argument("--rounds", type=_positive, default=5, help="interleaved decode rounds (default 5)")
-    p.add_argument("--loader-rounds", type=_positive, default=2, help="DataLoader rounds (default 2)")
-    p.add_argument("--frames", type=lambda s: _int_list(s, "--frames", 1), default=[8, 16],
+    p.add_argument("--clips", type=whole(1, MAX_CLIPS), default=6, help="clips synthesized per GOP length (default 6)")
+    p.add_argument("--rounds", type=whole(1, MAX_ROUNDS), default=5, help="interleaved decode rounds (default 5)")
+    p.add_argument("--loader-rounds", type=whole(1, MAX_ROUNDS), default=2, help="DataLoader rounds (default 2)")
+    p.add_argument("--frames", type=_int_list("--frames", 1, MAX_FRAMES), default=[8, 16],
                    help="frames sampled per clip, comma-separated (default 8,16)")
-    p.add_argument("--gops", type=lambda s: _int_list(s, "--gops", 1), default=[30, 250],
+    p.add_argument("--gops", type=_int_list("--gops", 1, 300), default=[30, 250],
                    help="keyframe intervals, comma-separated (default 30,250)")
-    p.add_argument("--workers", type=lambda s: _int_list(s, "--workers", 0), default=[1, 2],
+    p.add_argument("--workers", type=_int_list("--workers", 0, MAX_THREADS), default=[1, 2],
                    help="DataLoader workers, comma-separated (default 1,2)")
-    p.add_argument("--epoch-clips", type=_positive, default=24, help="clips per DataLoader epoch (default 24)")
-    p.add_argument("--batch", type=_positive, default=4, help="DataLoader batch size (default 4)")
+    p.add_argument("--epoch-clips", type=whole(1, MAX_CLIPS), default=24, help="clips per DataLoader epoch (default 24)")
+    p.add_argument("--batch", type=whole(1, MAX_BATCH), default=4, help="DataLoader batch size (default 4)")
     p.add_argument("--gpu-tflops", type=float, default=A100_BF16_TFLOPS,
                    help="the GPU's dense bfloat16 peak, TFLOP/s (default 312, an A100)")
     p.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilization assumed on the GPU (default 0.4)")
     p.add_argument("--no-torchcodec", action="store_true", help="leave torchcodec out even where it decodes")
     args = p.parse_args(argv)
-    if not 0 < args.mfu <= 1:
+    if not 0 < args.mfu <= 1:  # NaN fails both
         p.error(f"--mfu must lie in (0, 1], got {args.mfu}")
-    if not args.gpu_tflops > 0:
-        p.error(f"--gpu-tflops must be positive, got {args.gpu_tflops}")
+    if not 0 < args.gpu_tflops < 1e6:  # NaN and inf fail
+        p.error(f"--gpu-tflops must be positive and finite (below 1e6), got {args.gpu_tflops}")
     if args.batch > args.epoch_clips:
         p.error(f"--batch ({args.batch}) must not exceed --epoch-clips ({args.epoch_clips})")
     if args.out.exists() and not args.out.is_dir():
@@ -541,31 +538,14 @@ def _versions() -> dict:
     return {"av": av.__version__, "libavcodec": libavcodec, "torchcodec": torchcodec}
 
 
-def _cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
-
-
-def _loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main(argv=None) -> int:
     from inti.io.atomic import write_text
     from inti.io.decode_torchcodec import available
 
     args = parse_args(argv)
-    begin, loadavg_before = time.perf_counter(), _loadavg()
-    machine = machine_info("cpu")
-    machine["cpu_flags_all"] = _cpu_flags()
+    begin, loadavg_before = time.perf_counter(), machine.loadavg()
+    facts = machine.describe("cpu")
+    facts["cpu_flags_all"] = sorted(machine.cpu_flags())
     torchcodec = not args.no_torchcodec and available() is None
     with tempfile.TemporaryDirectory(prefix="inti-loader-") as tmp:
         log(f"synthesizing {args.clips} clips x {len(args.gops)} GOP lengths")
@@ -597,12 +577,12 @@ def main(argv=None) -> int:
               "not a measurement")
     report = {
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": machine, "versions": _versions(), "loadavg_before": loadavg_before,
+        "machine": facts, "versions": _versions(), "loadavg_before": loadavg_before,
         "clip_bytes": sizes, "frames_decoded": counts, "decode": timing, "loader": loader_rows,
         "gpu": {"source": source, "cores": cores},
     }
     report["goals"] = judge(counts, timing)
-    report["loadavg_after"] = _loadavg()
+    report["loadavg_after"] = machine.loadavg()
     report["seconds"] = time.perf_counter() - begin
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(report)

@@ -82,13 +82,19 @@ def test_cores_per_gpu_follow_the_cost_model(run):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--frames", "0"], "--frames takes integers of at least 1"),
-    (["--frames", "8,x"], "--frames takes comma-separated integers"),
-    (["--gops", "0"], "--gops takes integers of at least 1"),
-    (["--workers", "-1"], "--workers takes integers of at least 0"),
-    (["--clips", "0"], "expected a positive integer, got 0"),
+    (["--frames", "0"], "--frames: expected a whole number from 1 to 1024, got '0'"),
+    (["--frames", "8,x"], "--frames: expected a whole number from 1 to 1024, got 'x'"),
+    (["--frames", ","], "--frames takes comma-separated whole numbers"),
+    (["--gops", "0"], "--gops: expected a whole number from 1 to 300, got '0'"),
+    (["--workers", "-1"], "--workers: expected a whole number from 0 to 1024, got '-1'"),
+    (["--clips", "0"], "--clips: expected a whole number from 1 to 1000, got '0'"),
+    (["--clips", "1000000000"], "--clips: expected a whole number from 1 to 1000"),
+    (["--rounds", "99999999"], "--rounds: expected a whole number from 1 to 10000"),
+    (["--epoch-clips", "99999999"], "--epoch-clips: expected a whole number from 1 to 1000"),
     (["--mfu", "1.5"], r"--mfu must lie in \(0, 1\]"),
+    (["--mfu", "nan"], r"--mfu must lie in \(0, 1\]"),
     (["--gpu-tflops", "0"], "--gpu-tflops must be positive"),
+    (["--gpu-tflops", "inf"], "--gpu-tflops must be positive"),
     (["--frames", "400"], "--frames 400 is more than the 300 frames of a clip"),
     (["--batch", "30"], r"--batch \(30\) must not exceed --epoch-clips \(24\)"),
 ])

@@ -46,7 +46,7 @@ def run(args) -> int:
     world = setup(args.device)
     model = from_ref_params(params, cfg, dtype=torch.float32).to(world.device).eval()
     if recipe is not None:
-        from inti.train.launch import datasets as recipe_datasets
+        from inti.train.launch import recipe_datasets
 
         data = recipe_datasets(recipe, train=False, views=args.views)[1]
         classes = data.num_classes
@@ -79,13 +79,13 @@ RECIPE_OWNS = {"frames": 8, "views": (1, 1), "batch_size": 8, "bf16": False, "li
 def protocol(args, cfg):
     """Read the recipe (with --set), check that it describes the weights' model, and put
     its test protocol on `args`; a flag the recipe owns is refused rather than ignored."""
-    from inti.train.recipe import read, resolve
+    from inti.train.recipe import read_recipe, resolve
 
     given = [f"--{k.replace('_', '-')}" for k, default in RECIPE_OWNS.items() if getattr(args, k) != default]
     if given:
         raise CLIError(f"with --config the recipe sets {', '.join(given)}; change its fields with --set "
                        "(test.views=[4,3], frames=16, val_list=FILE, ...)")
-    r = resolve(read(args.config, args.set))
+    r = resolve(read_recipe(args.config, args.set))
     if cfg.replace(num_classes=r.model.num_classes) != cfg or cfg.schedule != r.model.schedule \
             or cfg.temporal != r.model.temporal or cfg.image_size != r.test["crop"]:
         raise CLIError(f"the model of the weights ({cfg.num_classes} classes, schedule {cfg.schedule}, temporal "

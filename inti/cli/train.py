@@ -23,12 +23,12 @@ def run_recipe(args) -> int:
     from inti.train import dryrun, launch
     from inti.train.checkpoint import RUN_FILES
     from inti.train.distributed import setup, teardown
-    from inti.train.recipe import read, resolve
+    from inti.train.recipe import read_recipe, resolve
 
     given = [f"--{k.replace('_', '-')}" for k, default in args.recipe_owns.items() if getattr(args, k) != default]
     if given:
         raise CLIError(f"with --config the recipe sets {', '.join(given)}; change its fields with --set KEY=VALUE")
-    recipe = read(args.config, args.set)
+    recipe = read_recipe(args.config, args.set)
     r = resolve(recipe, None if args.dry_run else launch.train_clip_count(recipe))
     if args.dry_run:
         print(dryrun.report(r))

@@ -12,7 +12,7 @@ from .recipe import RecipeError, Resolved, resolved_toml
 RECIPE_FILE = "recipe.toml"
 
 
-def datasets(r: Resolved, train: bool = True, views: tuple[int, int] = (1, 1)):
+def recipe_datasets(r: Resolved, train: bool = True, views: tuple[int, int] = (1, 1)):
     """(training dataset or None, validation or test dataset). The training set carries the
     recipe's augmentation (inti.data.augment); the other is evaluated with `views`, the
     resolved crop and short side."""
@@ -114,7 +114,7 @@ def run(r: Resolved, out, *, world=None, resume: bool = False, stop_after: int |
 
     world = world or World()
     torch.manual_seed(r.train.seed)
-    train_data, val_data = datasets(r, train=True)
+    train_data, val_data = recipe_datasets(r, train=True)
     net, cfg, source = model(r)
     if world.main:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -188,7 +188,7 @@ def _layers(path: Path, seen: tuple = ()) -> list[tuple[Path, dict]]:
     return layers + [(path, doc)]
 
 
-def read(path, sets=()) -> Recipe:
+def read_recipe(path, sets=()) -> Recipe:
     """Read a recipe file (and its bases) and apply ``key=value`` overrides, checking every
     table, key, type and bound."""
     recipe = Recipe(Path(path))

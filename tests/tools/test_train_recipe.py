@@ -13,7 +13,7 @@ import pytest
 
 import ref
 from inti.train import dryrun
-from inti.train.recipe import RecipeError, parse_set, read, resolve, resolved_toml
+from inti.train.recipe import RecipeError, parse_set, read_recipe, resolve, resolved_toml
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 FILES = sorted(RECIPES.glob("*.toml"))
@@ -46,7 +46,7 @@ def test_the_recipes_cover_the_settings():
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_every_recipe_resolves_and_dry_runs(path):
-    recipe = read(path)
+    recipe = read_recipe(path)
     r = resolve(recipe)
     cfg, frames = expected_config(path.stem)
     assert r.model == cfg and recipe.get("model", "frames") == frames
@@ -84,29 +84,29 @@ def test_every_recipe_says_where_each_value_comes_from(path):
 
 
 def test_overrides_apply_with_their_source_and_the_lr_rule_scales_with_the_batch():
-    base = resolve(read(RECIPES / "k400_vit_b16_8f.toml"))
-    r = read(RECIPES / "k400_vit_b16_8f.toml", sets=["optim.batch_size=128", "frames=16", "schedule=1,2"])
+    base = resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml"))
+    r = read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=["optim.batch_size=128", "frames=16", "schedule=1,2"])
     assert r.sources["optim.batch_size"] == "--set optim.batch_size=128" and r.get("model", "schedule") == [1, 2]
     resolved = resolve(r)
     assert resolved.train.lr == pytest.approx(2 * base.train.lr)  # linear in the global batch
     assert resolved.train.steps == round(30 * (240000 // 128))
-    absolute = resolve(read(RECIPES / "k400_vit_b16_8f.toml", sets=["lr=1e-4"]))
+    absolute = resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=["lr=1e-4"]))
     assert absolute.train.lr == 1e-4
-    short = resolve(read(RECIPES / "k400_vit_b16_8f.toml", sets=["steps=60"]))
+    short = resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=["steps=60"]))
     assert short.train.steps == 60 and short.train.warmup_steps == 10  # the recipe's 5/30 share
 
 
 def test_the_resolved_recipe_reruns_as_the_same_recipe(tmp_path):
-    r = read(RECIPES / "k400_vit_l14_8f_s8-20.toml", sets=["weights=clip.pt", "seed=3"])
+    r = read_recipe(RECIPES / "k400_vit_l14_8f_s8-20.toml", sets=["weights=clip.pt", "seed=3"])
     (tmp_path / "recipe.toml").write_text(resolved_toml(r))
-    again = read(tmp_path / "recipe.toml")
+    again = read_recipe(tmp_path / "recipe.toml")
     assert again.values == r.values
     assert "--set weights=clip.pt" in (tmp_path / "recipe.toml").read_text()
 
 
 def test_the_dry_run_checks_the_files_it_is_given(tmp_path):
     (tmp_path / "train.txt").write_text("a/x.mp4 0\na/y.mp4 1\n")
-    r = resolve(read(RECIPES / "k400_vit_b16_8f.toml", sets=[f"train_list={tmp_path / 'train.txt'}",
+    r = resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=[f"train_list={tmp_path / 'train.txt'}",
                                                               f"root={tmp_path}", "weights=nowhere.pt"]))
     lines = dryrun.file_checks(r)
     assert any("train.txt (2 clips)" in line for line in lines)
@@ -132,7 +132,7 @@ def test_bad_recipes_name_the_file_and_the_key(tmp_path, text, fragment):
     path = tmp_path / "loop.toml"
     path.write_text(text if text.startswith("base") else "[data]\ntrain_clips = 1000\n" + text)
     with pytest.raises(RecipeError) as e:
-        resolve(read(path))
+        resolve(read_recipe(path))
     assert fragment in str(e.value) and "loop.toml" in str(e.value)
 
 
@@ -147,21 +147,21 @@ def test_bad_overrides_are_refused(text, fragment):
 
 def test_an_unreadable_recipe_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="recipe"):
-        read(tmp_path / "missing.toml")
+        read_recipe(tmp_path / "missing.toml")
     (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[model]")
     with pytest.raises(RecipeError, match="not UTF-8"):
-        read(tmp_path / "binary.toml")
+        read_recipe(tmp_path / "binary.toml")
 
 
 def scaled_down(path, tmp_path):
     """The recipe on the nano preset, fresh weights and a synthetic task: 2 real steps."""
-    recipe = read(path)
+    recipe = read_recipe(path)
     merges, temporal = len(recipe.get("model", "schedule")), recipe.get("model", "temporal")
     sets = [f"temporal={'st_adapter' if temporal.startswith('st_adapter') else temporal}",  # the module at nano's width
             "preset=nano", f"schedule={list(range(1, merges + 1))}", "init=fresh", "synthetic=informative",
             "synthetic_train=4", "synthetic_val=2", "optim.steps=2", "optim.batch_size=2", "test.batch_size=2",
             "frames=4", "num_classes=10", "test.crop=0", "test.resize=0", "data.resize=72", "gpus=1", "bf16=false", "workers=0"]
-    return resolve(read(path, sets=sets))
+    return resolve(read_recipe(path, sets=sets))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -173,7 +173,7 @@ def test_every_recipe_trains_two_steps_scaled_down(path, tmp_path):
     losses = [h["loss"] for h in history if "loss" in h]
     assert [h["step"] for h in history if "loss" in h] == [2] and all(np.isfinite(losses))
     assert (tmp_path / "run" / "last.safetensors").exists()
-    kept = read(tmp_path / "run" / "recipe.toml")  # the run folder holds its resolved recipe
+    kept = read_recipe(tmp_path / "run" / "recipe.toml")  # the run folder holds its resolved recipe
     assert kept.values == r.recipe.values
 
 
@@ -198,7 +198,7 @@ def test_inti_train_config_then_inti_eval_config(tmp_path, capsys):
             for x in ("--set", s[1][len("--set "):])]
     out = tmp_path / "run"
     assert main(["train", "--config", str(path), *sets, "--out", str(out), "--quiet", "--device", "cpu"]) == 0
-    assert read(out / "recipe.toml").get("model", "temporal") == "aim"
+    assert read_recipe(out / "recipe.toml").get("model", "temporal") == "aim"
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out / "last.safetensors"), "--config", str(out / "recipe.toml"),
                  "--set", "test.views=[2,1]"]) == 0
@@ -224,9 +224,9 @@ def test_a_recipe_reads_pyslowfast_lists_of_real_videos(tmp_path):
     sets = ["preset=nano", "schedule=[1]", "init=fresh", "frames=4", "num_classes=10", "test.crop=0", "test.resize=0",
             "data.resize=72", "optim.batch_size=2", f"train_list={tmp_path / 'train.csv'}",
             f"val_list={tmp_path / 'val.csv'}", f"root={tmp_path / 'task'}", "separator=,"]
-    recipe = read(RECIPES / "k400_vit_b16_8f.toml", sets=sets)
+    recipe = read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=sets)
     r = resolve(recipe, launch.train_clip_count(recipe))
     assert r.train_clips == 6 and r.steps_per_epoch == 3
-    train, val = launch.datasets(r)
+    train, val = launch.recipe_datasets(r)
     assert len(train) == 6 and len(val) == 2
     assert tuple(train[0][0].shape) == (4, 3, 64, 64) and tuple(val[1][0].shape) == (1, 4, 3, 64, 64)

@@ -217,9 +217,10 @@ def datasets(args, frames: int, size: int, num_classes: int | None, train: bool)
 # --out and --force: the one output-folder policy (inti.io.outdir)
 
 
-def add_out_args(p, default: str | None, what: str, own: str) -> None:
-    """--out (required when there is no default) and --force, as every command that writes a folder spells them."""
-    p.add_argument("--out", default=default, required=default is None, metavar="DIR",
+def add_out_args(p, default: str | None, what: str, own: str, required: bool | None = None) -> None:
+    """--out (required when there is no default, unless `required` says otherwise) and --force, as every
+    command that writes a folder spells them."""
+    p.add_argument("--out", default=default, required=default is None if required is None else required, metavar="DIR",
                    help=f"the folder to write {what} into" + (f" (default: {default}/)" if default else "")
                         + "; it must be new or empty, unless --force")
     p.add_argument("--force", action="store_true",

@@ -229,6 +229,16 @@ def test_explain_draws_uniform_maps_for_a_fresh_theta_and_says_so(capsys, fresh,
     assert np.all(result.contributions == 0.25)
 
 
+def test_explain_draws_the_central_view(scored):
+    """With 3x3 views the maps are those of temporal clip 2 and crop 2, the middle ones."""
+    model = torch_model(scored[1], NANO)
+    result = library.predict(model, BIKES, frames=FRAMES, views=(3, 3), explain=True)
+    views = dict(library.view_clips(BIKES, FRAMES, NANO.image_size, (3, 3)))
+    assert np.array_equal(result.clip, views[(1, 1)])
+    _, trace = ref.forward(scored[1], views[(1, 1)][None].astype(np.float64), NANO, return_trace=True)
+    assert rel_err(result.contributions, ref.contributions(ref.trace_weights(trace, NANO))[0]) <= TOL
+
+
 def test_explain_writes_a_gif_without_an_h264_encoder(capsys, scored, tmp_path, monkeypatch):
     import inti.explain
 
@@ -246,6 +256,8 @@ def test_explain_follows_the_output_folder_policy(capsys, scored, tmp_path):
     code, stdout, err = run(capsys, ["predict", BIKES, "--weights", str(scored[0]), "--explain", str(out)])
     assert code == 2 and stdout == "" and "already holds 1 file" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    code, _, err = run(capsys, ["predict", BIKES, "--weights", "missing.npz", "--explain", str(out)])
+    assert code == 2 and "already holds" in err  # checked before the weights are read
     assert run(capsys, ["predict", BIKES, "--weights", str(scored[0]), "--explain", str(out), "--force"])[0] == 0
     assert sorted(p.name for p in out.iterdir()) == ["bikes.mp4", "bikes.png", "mine.txt"]
     assert (out / "mine.txt").read_text() == "keep me"

@@ -193,29 +193,30 @@ def view_clips(video, frames: int, size: int, views=(1, 1)):
 
 
 def predict(model, video, *, frames: int = 8, views=(1, 1), explain: bool = False) -> Prediction:
-    """Classify one video file with an `InTIModel` that has a head: every view's softmax,
-    averaged. explain: also keep the central view's clip and its frame contributions."""
+    """Classify one video file with an `InTIModel` that has a head, in eval mode, on any device
+    and in any dtype: every view's softmax (in float64), averaged. explain: also keep the
+    central view's clip and its frame contributions."""
     import torch
 
     cfg = model.cfg
     check_classifier(cfg, frames, "the model")
     views = tuple(views)
     start = time.perf_counter()
-    dtype = next(model.parameters()).dtype
+    weight = next(model.parameters())  # the model's device and dtype
     total, clip, contrib = None, None, None
     chosen = central_view(views)
     for at, view in view_clips(video, frames, cfg.image_size, views):
         keep = explain and at == chosen
-        batch = torch.from_numpy(view[None]).to(dtype)  # (1, T, 3, H, W)
+        batch = torch.from_numpy(view[None]).to(device=weight.device, dtype=weight.dtype)  # (1, T, 3, H, W)
         with torch.no_grad():
             out = model(batch, return_trace=keep)
         logits, trace = out if keep else (out, None)
-        p = torch.softmax(logits.double(), dim=-1)[0].numpy()  # (K,)
+        p = torch.softmax(logits.double(), dim=-1)[0].cpu().numpy()  # (K,)
         total = p if total is None else total + p
         if keep:
             clip = view
             if cfg.schedule:
-                weights = [w.double().numpy() for w in ref.trace_weights(trace, cfg)]
+                weights = [w.double().cpu().numpy() for w in ref.trace_weights(trace, cfg)]
                 contrib = ref.contributions(weights)[0]  # (T, N)
     return Prediction(Path(video), total / (views[0] * views[1]), frames, views, time.perf_counter() - start,
                       clip, contrib)

@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from inti.predict import MAX_FRAMES, MAX_VIDEOS
+from inti.predict import (MAX_FRAMES, MAX_VIDEOS, central_view, check_classifier, list_videos, macs_per_clip, predict,
+                          read_class_names, top_k)  # no torch at import: the model is built in `run`
 
 from .common import (EXIT_OK, EXIT_SOME_FAILED, MAX_VIEWS, WEIGHTS_HELP, CLIError, add_weights_arg, parse_views,
                      positive_int)
@@ -29,7 +30,6 @@ REQUIRES = ("torch", "av", "tabulate")  # and, with --explain, matplotlib
 def run(args) -> int:
     from inti.io import outdir
     from inti.labels import describe, mac_unit, schedule_text
-    from inti.predict import list_videos
 
     start = time.perf_counter()
     try:
@@ -54,7 +54,7 @@ def run(args) -> int:
     from torch_impl import from_ref_params
 
     model = from_ref_params(loaded.params, cfg, dtype="float32").eval()
-    macs = _macs(cfg, args)
+    macs = macs_per_clip(cfg, args.frames, args.views)
     if not args.json:
         div, prefix = mac_unit(macs)
         views = args.views[0] * args.views[1]
@@ -81,7 +81,6 @@ def run(args) -> int:
 def _model(args):
     """(the loaded weights, the class names or None), every check made before any video."""
     from inti.io.weights import load
-    from inti.predict import check_classifier, read_class_names
 
     loaded = load(args.weights)
     cfg = loaded.cfg
@@ -98,16 +97,8 @@ def _model(args):
     return loaded, classes
 
 
-def _macs(cfg, args) -> int:
-    from inti.predict import macs_per_clip
-
-    return macs_per_clip(cfg, args.frames, args.views)
-
-
 def _one(args, model, cfg, classes, video: Path, macs: int, folder, stem, animation) -> bool:
     """Classify one video and report it; False (after one line on stderr) when it failed."""
-    from inti.predict import predict, top_k
-
     try:
         result = predict(model, video, frames=args.frames, views=args.views, explain=folder is not None)
     except (ValueError, OSError) as e:  # the video's fault (missing, unreadable, too short): the others go on
@@ -132,13 +123,13 @@ def _one(args, model, cfg, classes, video: Path, macs: int, folder, stem, animat
     print(table(rows, ["rank", "class", "probability"], colalign=("right", "left", "right")))
     if explained:
         print(f"explain  {explained['sheet']}, {explained['animation']} ({explained['maps']} maps)")
+    sys.stdout.flush()  # each video's answer before the next one's errors on stderr
     return True
 
 
 def _explain(args, cfg, result, best, folder, stem, animation) -> dict:
     """The sheet and the animation of one video into the staged folder; their final paths."""
     from inti import explain
-    from inti.predict import central_view
 
     t, s = central_view(result.views)
     which = "" if result.views == (1, 1) else (f"; the central view: temporal clip {t + 1} of {result.views[0]}, "

@@ -239,6 +239,15 @@ def test_explain_draws_the_central_view(scored):
     assert rel_err(result.contributions, ref.contributions(ref.trace_weights(trace, NANO))[0]) <= TOL
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_runs_the_model_where_it_is(scored):
+    """A model on the GPU: the clips go to its device, the answers come back to the CPU."""
+    cpu = library.predict(torch_model(scored[1], NANO), BIKES, frames=FRAMES, views=(1, 2), explain=True)
+    gpu = library.predict(torch_model(scored[1], NANO).cuda(), BIKES, frames=FRAMES, views=(1, 2), explain=True)
+    assert rel_err(gpu.probabilities, cpu.probabilities) <= TOL
+    assert rel_err(gpu.contributions, cpu.contributions) <= TOL
+
+
 def test_explain_writes_a_gif_without_an_h264_encoder(capsys, scored, tmp_path, monkeypatch):
     import inti.explain
 

@@ -357,6 +357,11 @@ def test_a_checkpoint_written_by_inti_train(capsys, tmp_path):
     with torch.no_grad():
         logits = model(torch.from_numpy(clip.astype(np.float64))).numpy()
     assert rel_err(logits, ref.forward(loaded.params, clip.astype(np.float64), loaded.cfg)) <= tolerance("float64")
+    import inti.io.pretrained
+
+    with pytest.warns(DeprecationWarning, match="from_weights"):  # and so does its old name, for one release
+        old = inti.io.pretrained.from_checkpoint(checkpoint, dtype=torch.float64)
+    assert old.cfg == loaded.cfg
 
 
 # ---------------------------------------------------------------------------------------------

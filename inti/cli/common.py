@@ -17,6 +17,7 @@ from ref.params import randomize_scores
 from ..tolerances import TOLERANCE
 
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_SOME_FAILED = 3  # `inti predict`: one or more of its videos failed (each said why in one line); the rest ran
 DEFAULT_PRESET = "nano"
 DEFAULT_FRAMES = 8  # a multiple of 4, as nano's schedule (1, 2) needs
 
@@ -50,6 +51,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+MAX_VIEWS = 10  # the most temporal clips, and the most spatial crops, that --views takes (Kinetics' 10x3 protocol fits)
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """"1x1", "4x3" -> (temporal clips, spatial crops), each from 1 to MAX_VIEWS."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        t, s = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be TxS, such as 4x3 (temporal clips x spatial crops), got {text!r}") from None
+    if not (1 <= t <= MAX_VIEWS and 1 <= s <= MAX_VIEWS):
+        raise argparse.ArgumentTypeError(f"both view counts must lie in 1..{MAX_VIEWS}, got {text!r}")
+    return t, s
 
 
 def with_schedule(cfg: ModelConfig, schedule: str | None) -> ModelConfig:

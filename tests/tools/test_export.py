@@ -1,6 +1,6 @@
 """`inti export` and inti/export.py: the ONNX graph against the NumPy spec and torch, its nodes
 and MACs, the sidecar (the config, the preprocessing and class names a deployment needs, checked
-by a deployment that imports no inti), and the errors a user can cause (issue 16)."""
+by a deployment that imports no inti), and the errors a user can cause."""
 
 from __future__ import annotations
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from ref.config import ModelConfig
 
-from .registry import ARCHITECTURE, MODELS, UNTOLD, Preset, list_models, model_config
+from .registry import ARCHITECTURE, MODELS, UNTOLD, Preset, list_models, named_config
 
-__all__ = ["create_model", "list_models", "model_config", "MODELS", "ARCHITECTURE", "Preset"]
+__all__ = ["create_model", "list_models", "named_config", "MODELS", "ARCHITECTURE", "Preset"]
 
 
 def create_model(name: str, pretrained=None, *, schedule=None, frames: int | None = None, num_classes: int | None = None,
@@ -39,12 +39,12 @@ def create_model(name: str, pretrained=None, *, schedule=None, frames: int | Non
     was trained at another. schedule: where to merge, counted from 1 (None: the name's; ()
     for the naive adaptation). frames: checked against the schedule now, as every call is.
     num_classes: the head's classes (0: none, the model returns its features). temporal,
-    image_size and overrides as in `inti.registry.model_config`."""
+    image_size and overrides as in `inti.registry.named_config`."""
     import torch
 
     from torch_impl import from_ref_params
 
-    cfg = model_config(name, schedule=schedule, frames=frames, num_classes=num_classes, temporal=temporal,
+    cfg = named_config(name, schedule=schedule, frames=frames, num_classes=num_classes, temporal=temporal,
                        image_size=image_size, **overrides)
     if pretrained is None:
         import ref

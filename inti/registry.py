@@ -9,7 +9,7 @@ too, unchanged.
 
     >>> list_models("*_clip")
     ['vit_b16_clip', 'vit_b32_clip', 'vit_l14_clip']
-    >>> model_config("vit_b32_clip", schedule=(6,)).patch_size
+    >>> named_config("vit_b32_clip", schedule=(6,)).patch_size
     32
 
 Configs only: no torch, no weights (`inti.models` builds the models).
@@ -70,7 +70,7 @@ def list_models(pattern: str | None = None) -> list[str]:
     return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
-def model_config(name: str, *, schedule=None, frames: int | None = None, num_classes: int | None = None,
+def named_config(name: str, *, schedule=None, frames: int | None = None, num_classes: int | None = None,
                  temporal: str | None = None, image_size: int | None = None, **overrides) -> ModelConfig:
     """The config `create_model(name, ...)` builds: the name's, with the given fields changed.
 

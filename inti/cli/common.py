@@ -14,10 +14,11 @@ from ref.checks import check_frames
 from ref.config import ModelConfig
 from ref.params import randomize_scores
 
-from ..registry import list_models, model_config
+from ..registry import list_models, named_config
 from ..tolerances import TOLERANCE
 
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_SOME_FAILED = 3  # `inti predict`: one or more of its videos failed (each said why in one line); the rest ran
 DEFAULT_PRESET = "nano"
 DEFAULT_FRAMES = 8  # a multiple of 4, as nano's schedule (1, 2) needs
 
@@ -51,6 +52,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+MAX_VIEWS = 10  # the most temporal clips, and the most spatial crops, that --views takes (Kinetics' 10x3 protocol fits)
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """"1x1", "4x3" -> (temporal clips, spatial crops), each from 1 to MAX_VIEWS."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        t, s = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be TxS, such as 4x3 (temporal clips x spatial crops), got {text!r}") from None
+    if not (1 <= t <= MAX_VIEWS and 1 <= s <= MAX_VIEWS):
+        raise argparse.ArgumentTypeError(f"both view counts must lie in 1..{MAX_VIEWS}, got {text!r}")
+    return t, s
 
 
 def with_schedule(cfg: ModelConfig, schedule: str | None) -> ModelConfig:
@@ -138,7 +154,7 @@ def model_from_args(args) -> tuple[ModelConfig, dict, str]:
         loaded = load(args.weights, schedule=None if args.schedule is None else parse_schedule(args.schedule))
         cfg, params, source = loaded.cfg, loaded.params, f"loaded from {loaded.describe()}"
     else:
-        cfg = with_schedule(model_config(args.preset or DEFAULT_PRESET), args.schedule)
+        cfg = with_schedule(named_config(args.preset or DEFAULT_PRESET), args.schedule)
         params = ref.init_params(cfg, seed=args.seed)
         source = f"ref.init_params(seed={args.seed}): random backbone" + (
             "" if args.random_scores else ", zero score layer (every merge averages its pair)"
@@ -218,9 +234,10 @@ def datasets(args, frames: int, size: int, num_classes: int | None, train: bool)
 # --out and --force: the one output-folder policy (inti.io.outdir)
 
 
-def add_out_args(p, default: str | None, what: str, own: str) -> None:
-    """--out (required when there is no default) and --force, as every command that writes a folder spells them."""
-    p.add_argument("--out", default=default, required=default is None, metavar="DIR",
+def add_out_args(p, default: str | None, what: str, own: str, required: bool | None = None) -> None:
+    """--out (required when there is no default, unless `required` says otherwise) and --force, as every
+    command that writes a folder spells them."""
+    p.add_argument("--out", default=default, required=default is None if required is None else required, metavar="DIR",
                    help=f"the folder to write {what} into" + (f" (default: {default}/)" if default else "")
                         + "; it must be new or empty, unless --force")
     p.add_argument("--force", action="store_true",

@@ -1,18 +1,78 @@
 """`inti train`: fit InTI to list-file data or a synthetic task; checkpoints, metrics.jsonl and
-training curves in --out. `torchrun --nproc-per-node N -m inti train ...` runs it with DDP."""
+training curves in --out. `torchrun --nproc-per-node N -m inti train ...` runs it with DDP.
+
+`--config RECIPE` trains a recipe file (recipes/*.toml, `inti.train.recipe`): every setting
+comes from it, `--set key=value` changes any field, `--dry-run` resolves it without data or
+weights and prints the report of `inti.train.dryrun`, and the run folder keeps the resolved
+recipe as recipe.toml, so `--config OUT/recipe.toml` reruns the run."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..registry import list_models, model_config
+from ..registry import list_models, named_config
 from .common import EXIT_OK, CLIError, add_data_args, add_out_args, add_weights_arg, datasets, parse_schedule, positive_int
 from .report import needs
 
 
+def run_recipe(args) -> int:
+    """`inti train --config RECIPE [--set k=v ...] [--dry-run]`."""
+    from inti.io import outdir
+    from inti.train import dryrun, launch
+    from inti.train.checkpoint import RUN_FILES
+    from inti.train.distributed import setup, teardown
+    from inti.train.recipe import read_recipe, resolve
+
+    given = [f"--{k.replace('_', '-')}" for k, default in args.recipe_owns.items() if getattr(args, k) != default]
+    if given:
+        raise CLIError(f"with --config the recipe sets {', '.join(given)}; change its fields with --set KEY=VALUE")
+    recipe = read_recipe(args.config, args.set)
+    r = resolve(recipe, None if args.dry_run else launch.train_clip_count(recipe))
+    if args.dry_run:
+        print(dryrun.report(r))
+        missing = dryrun.problems(r)
+        if missing:
+            raise CLIError("the recipe names files that are not there: " + "; ".join(missing))
+        return EXIT_OK
+    if not args.out:
+        raise CLIError("pass --out DIR, the run folder (or --dry-run)")
+    out = Path(args.out)
+    policy = dict(force=args.force, command="the run", hint="pass --resume to continue that run, ")
+    if not args.resume:  # a resumed run continues in its own folder
+        outdir.check(out, RUN_FILES, **policy)  # before any work; nothing is removed until the run can start
+    world = setup(args.device or r.recipe.values["run"]["device"])
+    if world.main and not args.resume:
+        outdir.prepare(out, RUN_FILES, **policy)  # --force: the earlier run's files go, and only they
+    say = print if world.main else (lambda *a, **k: None)
+    tqdm = needs("tqdm").tqdm
+    bar = tqdm(total=min(args.stop_after or r.train.steps, r.train.steps), desc="inti train",
+               disable=True if (not world.main or args.quiet) else None, dynamic_ncols=True)
+
+    def progress(step, loss, lr, rate):
+        bar.n = step
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}", refresh=False)
+        bar.refresh()
+
+    try:
+        launch.run(r, out, world=world, resume=args.resume, stop_after=args.stop_after, progress=progress, say=say)
+    finally:
+        bar.close()
+        teardown(world)
+    say(f"checkpoints in {out}/ (last.safetensors, best.safetensors, checkpoints/), metrics in {out}/metrics.jsonl, "
+        f"the resolved recipe in {out}/recipe.toml")
+    return EXIT_OK
+
+
 def run(args) -> int:
     import torch
+
+    if args.config:
+        return run_recipe(args)
+    if args.set or args.dry_run:
+        raise CLIError("--set and --dry-run act on a recipe: pass it with --config FILE")
+    if not args.out:
+        raise CLIError("the following arguments are required: --out (or --config RECIPE --dry-run)")
 
     from inti.io import outdir
     from inti.train import TrainConfig, fit
@@ -34,11 +94,11 @@ def run(args) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise CLIError(f"--stop-after must be a positive integer, got {args.stop_after}")
     out = Path(args.out)
-    world = setup(args.device)
+    world = setup(args.device or "cpu")
     policy = dict(force=args.force, command="the run", hint="pass --resume to continue that run, ")
     if world.main and not args.resume:  # a resumed run continues in its own folder
         outdir.check(out, RUN_FILES, **policy)  # before any work; nothing is removed until the run can start
-    base = model_config(args.preset or "nano")
+    base = named_config(args.preset or "nano")
     size = base.image_size
     pretrained = load_pretrained(args.weights) if args.weights else None  # (params, cfg, where from)
     if pretrained is not None:  # the image size comes from the weights; read it before building the data
@@ -107,6 +167,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="example: inti train --synthetic informative --out run ; inti eval --weights run/best.safetensors "
                "--synthetic informative",
     )
+    g = p.add_argument_group("recipe file: every setting from one TOML file (recipes/)")
+    g.add_argument("--config", metavar="RECIPE", default=None,
+                   help="a recipe file: model, data, augmentation, optimizer, toolkit and test protocol")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a recipe field: section.key or a key one table holds (frames=16, optim.lr=3e-4, "
+                        "weights=ViT-B-16.pt); repeatable")
+    g.add_argument("--dry-run", action="store_true",
+                   help="resolve the recipe without data or weights: the final config, MACs, parameters, memory, file checks")
     add_data_args(p, train=True)
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=list_models(), default=None, help="model preset with fresh weights (default: nano)")
@@ -136,14 +204,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips in training (list-file data)")
     g.add_argument("--seed", type=int, default=0, help="weights, data order and augmentation (default: 0)")
     g = p.add_argument_group("run")
-    add_out_args(g, None, "the run (checkpoints, metrics.jsonl, curves.png)",
-                 "the run files of an earlier run (last/best.safetensors, checkpoints/, metrics.jsonl, curves.png)")
+    add_out_args(g, None, "the run (checkpoints, metrics.jsonl, curves.png; recipe.toml with --config)",
+                 "the run files of an earlier run (last/best.safetensors, checkpoints/, metrics.jsonl, curves.png, "
+                 "recipe.toml)", required=False)  # --config --dry-run writes nothing
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest loadable checkpoint")
     g.add_argument("--stop-after", type=int, default=None, metavar="K",
                    help="end after K steps with a checkpoint, as a preempted job; the schedule still spans --steps")
     g.add_argument("--eval-every", type=int, default=50, metavar="N", help="evaluate and checkpoint every N steps (default: 50)")
     g.add_argument("--log-every", type=int, default=10, metavar="N", help="a metrics line every N steps (default: 10)")
-    g.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    g.add_argument("--device", default=None, help="cpu (the default) or cuda; with --config, the recipe's run.device")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    owned = ("train_list", "val_list", "root", "classes", "synthetic", "synthetic_train", "synthetic_val", "resize",
+             "workers", "skip_bad", "preset",
+             "weights", "frames", "schedule", "temporal", "steps", "batch_size", "accum", "lr", "warmup",
+             "weight_decay", "clip_grad", "label_smoothing", "bf16", "freeze_backbone", "lr_theta", "lr_head",
+             "lr_backbone", "lr_temporal", "no_flip", "seed", "eval_every", "log_every")
+    p.set_defaults(run=run, recipe_owns={k: p.get_default(k) for k in owned})
     return p

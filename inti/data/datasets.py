@@ -67,11 +67,12 @@ class VideoListDataset(ClipDataset):
     silently; without it, reading it raises ValueError naming the list file's line.
     decoder: "pyav" (the default) or "torchcodec" (`inti.io.clips.DECODERS`).
     decode_threads: FFmpeg's decoding threads per clip, 1 by default: each loader worker then
-    takes one core, and the workers share the machine; None lets FFmpeg choose."""
+    takes one core, and the workers share the machine; None lets FFmpeg choose.
+    separator: the list's column separator (`inti.data.lists.read_list`); None: whitespace."""
 
     def __init__(self, list_file, root, frames: int, size: int, train: bool, classes=None,
                  num_classes: int | None = None, skip_bad: bool = False, decoder: str = "pyav",
-                 decode_threads: int | None = 1, **kwargs):
+                 decode_threads: int | None = 1, separator: str | None = None, **kwargs):
         super().__init__(frames, size, train, **kwargs)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
@@ -83,7 +84,7 @@ class VideoListDataset(ClipDataset):
             raise ValueError(f"--root {str(self.root)!r} is not a folder")
         self.class_names = read_classes(classes) if classes is not None else None
         self.num_classes = len(self.class_names) if self.class_names else num_classes
-        self.entries = read_list(list_file, self.num_classes)
+        self.entries = read_list(list_file, self.num_classes, separator=separator)
         if self.num_classes is None:
             self.num_classes = 1 + max(e.label for e in self.entries)
         self.skip_bad = bool(skip_bad)

@@ -6,6 +6,7 @@ module gathers the model's, the optimizer's and the generators' state into it, a
 back. The weights loader reads a checkpoint's model through the same owner, so
 `inti.io.weights.load` (and with it ``--weights``, `inti.io.params.load_params`, the NumPy
 spec) reads a trained model straight from a checkpoint.
+``ema.<key>`` tensors (the EMA of the weights, `inti.train.ema`) ride along when a run keeps one.
 
 Nothing is unpickled: safetensors holds arrays and strings only. Writes are atomic
 (`inti.io.atomic`), so a run killed while saving keeps its last good checkpoint.
@@ -32,7 +33,7 @@ __all__ = ["CheckpointMismatch", "save", "read", "load_model", "load_optimizer",
            "prune", "step_path", "FORMAT", "VERSION", "LAST", "BEST", "FOLDER", "RUN_FILES"]
 
 LAST, BEST, FOLDER = "last.safetensors", "best.safetensors", "checkpoints"
-RUN_FILES = (LAST, BEST, FOLDER, "metrics.jsonl", "curves.png")  # what a run writes in its folder
+RUN_FILES = (LAST, BEST, FOLDER, "metrics.jsonl", "curves.png", "recipe.toml")  # what a run writes in its folder
 
 
 class CheckpointMismatch(ValueError):
@@ -43,14 +44,16 @@ def step_path(out: Path, step: int) -> Path:
     return Path(out) / FOLDER / f"step-{step:08d}.safetensors"
 
 
-def save(path, model, optimizer, state: dict) -> None:
-    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs)."""
+def save(path, model, optimizer, state: dict, extra: dict | None = None) -> None:
+    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs);
+    `extra`: more tensors under their own prefix (the EMA's ``ema.*``)."""
     tensors = {f"{MODEL}{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     names = {id(p): n for g in optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
     for p, st in optimizer.state.items():
         for field, value in st.items():
             tensors[f"{OPTIM}{names[id(p)]}.{field}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
     tensors[RNG] = torch.get_rng_state()
+    tensors.update(extra or {})
     python_state = random.getstate()
     run_state = dict(state, numpy_rng=_jsonable(np.random.get_state()),
                      python_rng=[python_state[0], list(python_state[1]), python_state[2]])

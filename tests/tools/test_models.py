@@ -22,7 +22,7 @@ import ref
 from inti.io import layouts
 from inti.io.params import save_params
 from ref.params import randomize_scores
-from inti.models import ARCHITECTURE, MODELS, create_model, list_models, model_config
+from inti.models import ARCHITECTURE, MODELS, create_model, list_models, named_config
 from torch_impl import from_ref_params, to_ref_params
 
 NANO = ref.preset("nano")
@@ -80,15 +80,15 @@ def test_clip_names_are_openais_towers(name, open_clip_name):
 
 
 def test_model_config_applies_the_changes():
-    cfg = model_config("vit_b16_clip", schedule=(4, 8), num_classes=400, image_size=160, activation="gelu")
+    cfg = named_config("vit_b16_clip", schedule=(4, 8), num_classes=400, image_size=160, activation="gelu")
     assert (cfg.schedule, cfg.num_classes, cfg.image_size, cfg.activation, cfg.width) == ((4, 8), 400, 160, "gelu", 768)
-    assert model_config("vit_l14_clip", schedule=()).schedule == ()
-    aim = model_config("vit_b16_clip", temporal="aim", frames=8)
+    assert named_config("vit_l14_clip", schedule=()).schedule == ()
+    aim = named_config("vit_b16_clip", temporal="aim", frames=8)
     assert aim.temporal == "aim" and aim.temporal_frames == 8
     with pytest.raises(ValueError, match="unknown model 'vit_h14'.*vit_b16_clip"):
-        model_config("vit_h14")
+        named_config("vit_h14")
     with pytest.raises(TypeError, match="unknown ModelConfig field"):
-        model_config("nano", depht=3)
+        named_config("nano", depht=3)
 
 
 def test_create_model_without_weights_is_refs_init():
@@ -195,7 +195,7 @@ def test_cost_preset_reads_the_registry(capsys):
     assert main(["cost", "--preset", "vit_b32_clip", "--frames", "8"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("inti cost: vit_b32_clip: ViT 224 px, patch 32, width 768")
-    total = ref.compare(model_config("vit_b32_clip"), 8)["inti"]["total"]
+    total = ref.compare(named_config("vit_b32_clip"), 8)["inti"]["total"]
     assert f"{total / 1e9:,.3f}" in out.split("\ntotal")[1].splitlines()[0]
 
 

@@ -1,5 +1,22 @@
 """Speed benchmarks: repository scripts, run from the repository root (`make bench`), not installed.
 
+The scripts (each `python -m benchmarks.NAME --help`):
+    speed.py        naive against InTI against timm, the MAC ratio and the GEMM rate (make bench)
+    train_speed.py  one training step, naive against InTI, and the loader (make bench)
+    export_speed.py onnxruntime against torch
+    attention.py    every attention kernel on the model's shapes
+    gpu_check.py    everything that needs a CUDA device, in one script
+Their pieces (imports point down this list; none imports another's private names):
+    machine.py      the machine facts: describe(device), summary(info), fixed_malloc()
+    timing.py       timed calls, peak memory, interleaved rounds, medians
+    flags.py        the flags' checks at parse time
+    grid.py         which rows run (cases, dtypes, modes)
+    gemm.py         the GEMM rate on the model's shapes
+    contenders.py   the models timed, on shared weights
+    breakdown.py    where one call's time goes (torch.profiler, grouped)
+    runner.py       one row: warm-up, checks, rounds, ratios
+    report.py       the tables, the targets and the figure
+
 Importing this package first fixes OpenMP's wait policy, before torch (and its OpenMP runtime,
 libgomp) loads. `OMP_WAIT_POLICY` from the environment stands; unset, it becomes PASSIVE: idle
 OpenMP threads then sleep at once instead of spinning, so that the NumPy contender's BLAS

@@ -24,10 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
-import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +36,9 @@ import ref
 from inti.tolerances import rel_err, tolerance
 from torch_impl.checks import torch_dtype
 
-from .measure import _median, _sync, machine_info
+from . import flags
+from .machine import describe, summary
+from .timing import interleave, median
 
 BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
@@ -82,29 +83,21 @@ def measure(cfg: ref.ModelConfig, frames: int, batch: int, dtype: str, device: s
             err = rel_err(out.double().cpu().numpy(), expected.numpy())
             if err > bar:
                 raise SystemExit(f"attention path {name} in {dtype} is off: relative error {err:.2e} > {bar:.0e}")
-            runnable[name] = fn
-            result["contenders"][name] = {"runs": True, "rel_error": err, "ms": []}
-        order = random.Random(seed)
-        for _ in range(rounds):
-            names = list(runnable)
-            order.shuffle(names)
-            for name in names:
-                _sync(device)
-                t0 = time.perf_counter()
-                runnable[name](q, k, v)
-                _sync(device)
-                result["contenders"][name]["ms"].append((time.perf_counter() - t0) * 1e3)
+            runnable[name] = lambda fn=fn: fn(q, k, v)
+            result["contenders"][name] = {"runs": True, "rel_error": err}
+        times = interleave(runnable, rounds, device, seed=seed)
+    for name, ts in times.items():
+        result["contenders"][name]["ms"] = [t * 1e3 for t in ts]
     for c in result["contenders"].values():
         if c["runs"]:
-            c["median_ms"] = _median(c["ms"])
+            c["median_ms"] = median(c["ms"])
             c["min_ms"] = min(c["ms"])
             c["gmacs"] = macs / c["median_ms"] / 1e6
     return result
 
 
 def markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, device {report['device']}, torch {m['torch']}; "
+    lines = [summary(report["machine"]),
              f"{report['preset']}, {report['frames']} frames, batch {report['batch']}, {report['rounds']} rounds.", "",
              "| dtype | path | median ms | min ms | GMAC/s | vs sdpa | rel. error |", "|---|---|--:|--:|--:|--:|--:|"]
     for r in report["rows"]:
@@ -118,35 +111,42 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="vit_b16")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dtypes", default="f32,bf16", help="comma-separated subset of f32,bf16,f16")
-    p.add_argument("--rounds", type=int, default=20)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", help="also write the report here")
+DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.attention", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", type=flags.preset, default="vit_b16", help="the model whose shapes run (default vit_b16)")
+    p.add_argument("--frames", type=flags.whole(1, flags.MAX_FRAMES), default=8, help="frames per clip (default 8)")
+    p.add_argument("--batch", type=flags.whole(1, flags.MAX_BATCH), default=1, help="clips per batch (default 1)")
+    p.add_argument("--dtypes", default="f32,bf16", type=flags.subset(tuple(DTYPES)),
+                   help="comma-separated subset of f32,bf16,f16 (default f32,bf16)")
+    p.add_argument("--rounds", type=flags.whole(1, flags.MAX_ROUNDS), default=20,
+                   help=f"timed rounds, 1 to {flags.MAX_ROUNDS} (default 20)")
+    p.add_argument("--seed", type=flags.whole(0, flags.MAX_SEED), default=0, help="inputs and round order (default 0)")
+    p.add_argument("--device", type=flags.device, default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the report here")
     args = p.parse_args(argv)
-    dtypes = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
-    chosen = [d for d in args.dtypes.split(",") if d]
-    if not chosen or set(chosen) - set(dtypes):
-        p.error(f"--dtypes takes a comma-separated subset of {','.join(dtypes)}, got {args.dtypes!r}")
-    if args.preset not in ref.config.PRESETS:
-        p.error(f"unknown preset {args.preset!r}; choose one of {sorted(ref.config.PRESETS)}")
-    if args.rounds < 1:
-        p.error(f"--rounds must be at least 1, got {args.rounds}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda, but torch sees no CUDA device")
     cfg = ref.preset(args.preset)
-    report = {"machine": machine_info(args.device), "device": args.device, "preset": args.preset,
-              "frames": args.frames, "batch": args.batch, "rounds": args.rounds,
-              "rows": [measure(cfg, args.frames, args.batch, dtypes[d], args.device, args.rounds)
-                       for d in chosen]}
+    q_k_v = 3 * args.batch * args.frames * cfg.num_tokens * cfg.width * 8  # float64, the reference's
+    flags.check_bytes(p, f"--frames {args.frames} --batch {args.batch} of {args.preset}", "q, k and v", q_k_v)
+    if args.json is not None:
+        flags.check_file(p, args.json, "--json")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    cfg = ref.preset(args.preset)
+    report = {"machine": describe(args.device), "device": args.device, "preset": args.preset,
+              "frames": args.frames, "batch": args.batch, "rounds": args.rounds, "seed": args.seed,
+              "rows": [measure(cfg, args.frames, args.batch, DTYPES[d], args.device, args.rounds, args.seed)
+                       for d in args.dtypes]}
     print(markdown(report))
     if args.json:
         from inti.io.atomic import write_text
 
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_text(args.json, json.dumps(report, indent=1))
     return 0
 

@@ -23,6 +23,8 @@ import time
 
 import torch
 
+from .timing import quiet_stderr, sync
+
 GROUPS = ("gemm", "attention", "elementwise", "copies", "theta", "phi", "other", "host")
 THETA, PHI = "inti::theta", "inti::phi"
 
@@ -127,15 +129,13 @@ def profile_call(fn, model, device: str, top: int = 8) -> dict:
     """Run fn() once under the profiler; the groups' seconds and shares, copy counts, top ops."""
     from torch.profiler import ProfilerActivity, profile
 
-    from .measure import _stderr_to_devnull, _sync
-
     cuda = device.startswith("cuda")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with labels(model), _stderr_to_devnull(), profile(activities=activities) as prof:
-        _sync(device)
+    with labels(model), quiet_stderr(), profile(activities=activities) as prof:
+        sync(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         wall = time.perf_counter() - start
     seconds = dict.fromkeys(GROUPS, 0.0)
     by_op: dict[str, list] = collections.defaultdict(lambda: [0.0, 0])

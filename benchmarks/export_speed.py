@@ -1,4 +1,4 @@
-"""Is the exported graph fast? onnxruntime against torch, naive against InTI (issue 16).
+"""Is the exported graph fast? onnxruntime against torch, naive against InTI.
 
     python -m benchmarks.export_speed                  # nano and vit_b16, 8 frames, batch 1 (~5 min on 2 cores)
     python -m benchmarks.export_speed --presets nano   # a minute
@@ -10,7 +10,7 @@ attention path, as people run it), optionally torch.compile, onnxruntime float32
 provider, the graph of `inti export`) and onnxruntime int8 (`onnxruntime.quantization.quantize_dynamic`,
 weights int8, activations quantized on the fly). Each contender is warmed up, checked against
 torch float32 (relative error of the logits, `inti.tolerances.rel_err`), then timed in interleaved
-rounds; the table gives the median. Results go to --out (default benchmarks/out/) as
+rounds (benchmarks.timing.interleave: a fresh random order each round); the table gives the median. Results go to --out (default benchmarks/out/) as
 export_speed.json and export_speed.md, written atomically; an earlier run is replaced only with --force.
 """
 
@@ -32,7 +32,9 @@ import torch_impl
 from inti import export
 from inti.io.atomic import write_text
 
-from .measure import _loadavg, cores, machine_info
+from . import flags
+from .machine import cores, describe, loadavg
+from .timing import interleave
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 NAMES = ("export_speed.json", "export_speed.md")
@@ -41,25 +43,26 @@ NAMES = ("export_speed.json", "export_speed.md")
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.export_speed",
                                 description="onnxruntime against torch, naive against InTI, float32 and int8.")
-    p.add_argument("--presets", default="nano,vit_b16", help="comma-separated presets (default nano,vit_b16)")
-    p.add_argument("--frames", type=int, default=8, help="frames per clip (default 8)")
-    p.add_argument("--batch", type=int, default=1, help="clips per batch (default 1)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
+    p.add_argument("--presets", default="nano,vit_b16", type=flags.subset(tuple(ref.config.PRESETS)),
+                   help="comma-separated presets (default nano,vit_b16)")
+    p.add_argument("--frames", type=flags.whole(1, flags.MAX_FRAMES), default=8,
+                   help="frames per clip, a count every preset's schedule can merge (default 8)")
+    p.add_argument("--batch", type=flags.whole(1, flags.MAX_BATCH), default=1, help="clips per batch (default 1)")
+    p.add_argument("--repeats", type=flags.whole(1, flags.MAX_ROUNDS), default=5,
+                   help=f"timed rounds, 1 to {flags.MAX_ROUNDS} (default 5)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (default off: minutes to compile)")
     p.add_argument("--no-int8", action="store_true", help="skip onnxruntime int8 dynamic quantization")
-    p.add_argument("--threads", type=int, default=None, help="threads for torch and onnxruntime (default: the core count)")
+    p.add_argument("--threads", type=flags.whole(1, flags.MAX_THREADS), default=None,
+                   help="threads for torch and onnxruntime (default: the core count)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="where the results go (default benchmarks/out/)")
     p.add_argument("--force", action="store_true", help="replace the results of an earlier run in --out")
     args = p.parse_args(argv)
+    flags.check_folder(p, args.out)
     earlier = [n for n in NAMES if (args.out / n).exists()]
     if earlier and not args.force:
         p.error(f"{args.out} already holds {', '.join(earlier)} of an earlier run; pass --force to replace them")
-    args.presets = [s for s in args.presets.split(",") if s]
-    unknown = [s for s in args.presets if s not in ref.config.PRESETS]
-    if unknown:
-        p.error(f"unknown presets {unknown}; choose from {sorted(ref.config.PRESETS)}")
-    if args.repeats < 1:
-        p.error("--repeats must be at least 1")
+    for name in args.presets:
+        flags.check_case(p, name, args.frames, args.batch)
     return args
 
 
@@ -110,13 +113,10 @@ def measure(fns: dict, video: np.ndarray, repeats: int, log) -> dict:
         got = fn(video)  # warm-up (and compilation)
         first = time.perf_counter() - t
         fn(video)
-        results[name] = {"first_s": first, "times_s": [], "rel_err": rel_err(got, base)}
-    for _ in range(repeats):  # interleaved rounds: drift hits every contender alike
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn(video)
-            results[name]["times_s"].append(time.perf_counter() - t)
-    for r in results.values():
+        results[name] = {"first_s": first, "rel_err": rel_err(got, base)}
+    times = interleave({name: lambda fn=fn: fn(video) for name, fn in fns.items()}, repeats)
+    for name, r in results.items():
+        r["times_s"] = times[name]
         r["median_s"] = float(np.median(r["times_s"]))
     return results
 
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     report = {"command": "python -m benchmarks.export_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info("cpu"),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe("cpu"),
               "frames": args.frames, "batch": args.batch, "repeats": args.repeats, "threads": threads, "rows": []}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
                                        ref.count_macs(c, args.frames, args.batch)["total"] / 1e9, "results": results})
                 log("    " + ", ".join(f"{k} {r['median_s'] * 1e3:.1f} ms" for k, r in results.items()))
     report["duration_s"] = time.perf_counter() - started
-    report["machine"]["loadavg_end"] = _loadavg()
+    report["machine"]["loadavg_end"] = loadavg()
     table = markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / NAMES[0], json.dumps(report, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""The GPU check (issue 14): everything that needs a CUDA device, in one script, under 5 minutes.
+"""The GPU check: everything that needs a CUDA device, in one script, under 5 minutes.
 
     python -m benchmarks.gpu_check --out gpu_check.json       # on a machine with a GPU
     python -m benchmarks.gpu_check --device cpu --tiny        # the same code paths on a CPU, seconds
@@ -46,7 +46,9 @@ import torch
 import ref
 from inti.io.atomic import write_text
 
-from .measure import _quietly, _sync, machine_info
+from . import flags
+from .machine import describe
+from .timing import quiet_compile, sync
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "gpu_check.json"
 PARITY_DTYPES = ("float64", "float32", "bfloat16", "float16")
@@ -172,12 +174,12 @@ def check_compile(device: str, tiny: bool, log) -> dict:
         log(f"  compile nano {dtype_name} ...")
         torch.compiler.reset()
         compiled = torch.compile(model, dynamic=False)
-        with torch.no_grad(), _quietly():
+        with torch.no_grad(), quiet_compile():
             eager = model(x)
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             first = compiled(x)
-            _sync(device)
+            sync(device)
             seconds = time.perf_counter() - start
             again = compiled(x)
         tol = tolerance(dtype_name)
@@ -232,17 +234,23 @@ def check_bench(device: str, tiny: bool, log, left) -> dict:
 
 
 SECTIONS = (("parity", check_parity, 60), ("flops", check_flops, 20), ("compile", check_compile, 60))
+SECTION_NAMES = (*(name for name, _, _ in SECTIONS), "bench")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the JSON file to write (default {DEFAULT_OUT})")
-    p.add_argument("--device", default="cuda", help="cuda (default) or cpu (the same code paths, to try the script)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="FILE",
+                   help=f"the JSON file to write (default {DEFAULT_OUT})")
+    p.add_argument("--device", type=flags.device_name, default="cuda",
+                   help="cuda (default; skips cleanly without one), cuda:N, or cpu (the same code paths, to try the script)")
     p.add_argument("--tiny", action="store_true", help="nano only, one clip, a one-round bench: seconds, for tests")
-    p.add_argument("--budget", type=float, default=270.0, metavar="SECONDS",
+    p.add_argument("--budget", type=flags.seconds, default=270.0, metavar="SECONDS",
                    help="start no section that would not end within this many seconds of the start (default 270)")
-    p.add_argument("--skip", default="", help="comma-separated sections to leave out (parity,flops,compile,bench)")
-    return p.parse_args(argv)
+    p.add_argument("--skip", default=[], type=flags.subset(SECTION_NAMES),
+                   help=f"comma-separated sections to leave out ({','.join(SECTION_NAMES)})")
+    args = p.parse_args(argv)
+    flags.check_file(p, args.out, "--out")
+    return args
 
 
 def main(argv=None) -> int:
@@ -268,13 +276,13 @@ def main(argv=None) -> int:
         write_text(args.out, json.dumps(report, indent=2, default=str) + "\n")
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        report |= {"status": "skipped", "reason": SKIPPED_NO_CUDA, "machine": machine_info("cpu"),
+        report |= {"status": "skipped", "reason": SKIPPED_NO_CUDA, "machine": describe("cpu"),
                    "torch_cuda_build": torch.version.cuda}
         write()
         print(f"{SKIPPED_NO_CUDA}: nothing checked; wrote {args.out}")
         return 0
 
-    report["machine"] = machine_info(args.device)
+    report["machine"] = describe(args.device)
     if args.device.startswith("cuda"):
         report["cuda"] = {
             "name": torch.cuda.get_device_name(args.device), "capability": torch.cuda.get_device_capability(args.device),
@@ -283,7 +291,7 @@ def main(argv=None) -> int:
             "sdpa_flash": torch.backends.cuda.flash_sdp_enabled(), "sdpa_mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
             "sdpa_cudnn": getattr(torch.backends.cuda, "cudnn_sdp_enabled", lambda: None)(),
         }
-    skip = {s for s in args.skip.split(",") if s}
+    skip = set(args.skip)
     report["sections"] = {}
     sections = [*SECTIONS, ("bench", lambda d, t, lg: check_bench(d, t, lg, left), 60)]
     for name, fn, estimate in sections:
@@ -297,7 +305,7 @@ def main(argv=None) -> int:
         log(f"[{name}] ({time.perf_counter() - started:.0f} s so far)")
         t = time.perf_counter()
         try:
-            with _quietly() if name != "bench" else contextlib.nullcontext():
+            with quiet_compile() if name != "bench" else contextlib.nullcontext():
                 section = fn(args.device, args.tiny, log)
         except Exception as e:  # recorded, and the next section still runs
             section = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}

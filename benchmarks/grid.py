@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 
-from .measure import native_bf16
+from .machine import native_bf16
 
 CONTENDERS = ("naive", "inti", "timm", "merge", "gemm", "ref")
 # f32: float32. bf16: torch.autocast to bfloat16, the weights stay float32. bf16pure: the models
@@ -17,7 +17,7 @@ CONTENDERS = ("naive", "inti", "timm", "merge", "gemm", "ref")
 DTYPES = ("f32", "bf16", "bf16pure")
 MODES = ("eager", "compile", "freeze")  # freeze: torch.compile with inductor's freezing (weights as constants)
 TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "bf16pure": "bfloat16"}  # the operands' dtype
-FEWER_REPEATS = {"vit_l14": 3}  # at most this many rounds for these presets (the issue: "L rows may run fewer")
+FEWER_REPEATS = {"vit_l14": 3}  # at most this many rounds for these presets: a ViT-L/14 round takes minutes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Row:
         return f"{self.case.name}-{self.dtype}-{self.mode}"
 
 
-# The issue's grid: ViT-B/16 and ViT-L/14, 8 and 16 frames, batch 1 and 4. The first case is
+# The grid: ViT-B/16 and ViT-L/14, 8 and 16 frames, batch 1 and 4. The first case is
 # the one that runs bfloat16 on CPUs without bfloat16 hardware (see plan).
 DEFAULT_CASES = tuple(
     Case(preset, frames, batch) for preset in ("vit_b16", "vit_l14") for batch in (1, 4) for frames in (8, 16)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inti.io.atomic import write_text
+from inti.io.atomic import atomic_write, write_text
 
 from .grid import CONTENDERS
+from .machine import summary
 
-# The targets (benchmarks/README.md explains each). The speed-up and timm targets of float32 rows
-# are the first speed issue's; the bfloat16 ones and the fractions of peak are issue 14's, judged
-# only where bfloat16 has hardware (a row on an emulating CPU is "not judged").
+# The targets (benchmarks/README.md, "The tables", explains each). The bfloat16 targets and the
+# fractions of peak are judged only where bfloat16 has hardware: a row on a CPU that emulates
+# bfloat16 is "not judged".
 TARGET_FRACTION_OF_IDEAL = {"f32": 0.90, "bf16": 0.95}  # measured speed-up / MAC-predicted ratio
 TARGET_MERGE_SHARE = 0.03  # predictor + interpolation, of InTI's wall time
 TARGET_NAIVE_VS_TIMM = {"f32": 1.05, "bf16": 1.0}  # our naive time / timm's time, same weights, same frames
@@ -27,7 +28,8 @@ def _ms(s):
     return "–" if s is None else f"{s * 1e3:,.0f}" if s >= 0.1 else f"{s * 1e3:.1f}"
 
 
-def _x(v, digits=2):
+def as_x(v, digits=2) -> str:
+    """A ratio as the tables print it: 1.59x, or – when there is none."""
     return "–" if v is None else f"{v:.{digits}f}x"
 
 
@@ -55,17 +57,6 @@ def _dtype(r) -> str:
     return DTYPE_LABEL.get(r["dtype"], r["dtype"]) + (" *" if r.get("emulated_bf16") else "")
 
 
-def _machine_line(m: dict) -> str:
-    flags = m.get("cpu_flags", {})
-    have = [f for f in ("amx_bf16", "avx512_bf16") if flags.get(f)]
-    bf16 = f"bf16 matrix units: {', '.join(have)}" if have else "no amx_bf16 or avx512_bf16: bf16 is emulated"
-    return (f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}; {bf16}), device {m['device']}"
-            f"{' (' + m['gpu'] + ')' if m.get('gpu') else ''}; torch {m['torch']}, {m['torch_threads']} threads, "
-            f"OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}"
-            f"{', GOMP_SPINCOUNT=' + m['GOMP_SPINCOUNT'] if m.get('GOMP_SPINCOUNT') else ''}; numpy {m['numpy']}; timm {m['timm']}; "
-            f"load average {m['loadavg_start']} at the start.")
-
-
 def _peak(c: dict | None) -> str:
     if not c or c.get("gmac_per_s") is None:
         return "–"
@@ -76,7 +67,7 @@ def _peak(c: dict | None) -> str:
 def markdown(report: dict) -> str:
     rows = report["rows"]
     lines = [
-        _machine_line(report["machine"]),
+        summary(report["machine"]),
         f"Command: `{report['command']}` ({report['started']}, {report['duration_s'] / 60:.1f} min).",
         "",
         "| case | dtype | mode | rounds | speed-up | (paired) | MAC ratio | of ideal | merge share "
@@ -89,10 +80,10 @@ def markdown(report: dict) -> str:
         gain = "–" if "inti" not in gain else f"{gain['inti']:.2f}x"
         lines.append(
             f"| {_case(r)} | {_dtype(r)} | {r['mode']} | {r['repeats']} "
-            f"| {_x(r['speedup'])} | {_x(r['paired']['speedup'])} | {_x(r['predicted'])} "
+            f"| {as_x(r['speedup'])} | {as_x(r['paired']['speedup'])} | {as_x(r['predicted'])} "
             f"| {_pct(r['fraction_of_ideal'])}{_flag(t.get('fraction_of_ideal'))} "
-            f"| {_pct(r['merge_share'])}{_flag(t.get('merge_share'))} | {_x(r['naive_vs_timm'], 3)}{_flag(t.get('naive_vs_timm'))} "
-            f"| {_x(r.get('inti_vs_timm'), 3)} | {_x(r['ref_vs_torch'])}{_flag(t.get('ref_vs_torch'))} | {gain} |"
+            f"| {_pct(r['merge_share'])}{_flag(t.get('merge_share'))} | {as_x(r['naive_vs_timm'], 3)}{_flag(t.get('naive_vs_timm'))} "
+            f"| {as_x(r.get('inti_vs_timm'), 3)} | {as_x(r['ref_vs_torch'])}{_flag(t.get('ref_vs_torch'))} | {gain} |"
         )
     lines += [
         "",
@@ -189,20 +180,22 @@ def evaluate_targets(report: dict) -> None:
 def figure(report: dict, path: Path) -> Path | None:
     """fraction_of_peak.png: each row's naive, InTI and timm MAC/s as a fraction of its GEMM rate
     (top), and where naive's and InTI's time goes in the eager rows (bottom). None without
-    matplotlib or without a GEMM rate to divide by."""
+    matplotlib or without a GEMM rate to divide by. Written atomically (inti.io.atomic)."""
     try:
-        from inti.figures import _canvas, _save
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return None
+    import numpy as np
+
+    from inti.figures import DPI, GROUP_COLORS  # the project's figures' resolution and group colours
+
     rows = [r for r in report["rows"] if r.get("gemm_gmac_per_s")]
     profiled = [(r, n) for r in report["rows"] for n in ("naive", "inti") if "breakdown" in r["contenders"].get(n, {})]
     if not rows:
         return None
-    try:
-        fig = _canvas((max(7.0, 0.9 * len(rows) + 2), 4.0 + (0.3 * len(profiled) + 1.5 if profiled else 0)))
-    except ImportError:
-        return None
-    import numpy as np
+    fig = Figure(figsize=(max(7.0, 0.9 * len(rows) + 2), 4.0 + (0.3 * len(profiled) + 1.5 if profiled else 0)), dpi=DPI)
+    FigureCanvasAgg(fig)
 
     top = fig.add_subplot(2 if profiled else 1, 1, 1)
     names, colors = ("naive", "inti", "timm"), ("#9e9e9e", "#1f77b4", "#ff7f0e")
@@ -219,8 +212,6 @@ def figure(report: dict, path: Path) -> Path | None:
     top.legend(fontsize=8)
     if profiled:
         bottom = fig.add_subplot(2, 1, 2)
-        from inti.figures import GROUP_COLORS
-
         left = np.zeros(len(profiled))
         for (group, label), color in zip(BREAKDOWN_COLUMNS, GROUP_COLORS):
             share = np.array([r["contenders"][n]["breakdown"]["shares"].get(group, 0.0) for r, n in profiled])
@@ -232,7 +223,11 @@ def figure(report: dict, path: Path) -> Path | None:
         bottom.set_xlabel("share of one eager call's wall time")
         bottom.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     fig.tight_layout()
-    return _save(fig, path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:  # a failed draw leaves no truncated figure
+        fig.savefig(f, format="png", dpi=DPI, facecolor="white")
+    return path
 
 
 def update_readme(path: Path, table: str) -> None:

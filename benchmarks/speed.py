@@ -5,8 +5,10 @@
     make bench                              # the same as the line above
 
 The pieces: grid.py (which rows), contenders.py (what is timed), gemm.py (the GEMM rate that
-MAC/s is a fraction of), measure.py (how), breakdown.py (the per-op profile), report.py (the
-tables and the figure). Run from the repository root; the benchmarks are scripts, not installed.
+MAC/s is a fraction of), runner.py (one row: warm-up, checks, rounds, ratios), timing.py (how a
+call is timed), machine.py (the machine facts), breakdown.py (the per-op profile), report.py
+(the tables and the figure), flags.py (the flags' checks). Run from the repository root; the
+benchmarks are scripts, not installed.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from pathlib import Path
 
 import torch
 
-import ref
+from inti.io.atomic import write_text
 from torch_impl.layers import NORM_PATHS
 
+from . import flags
 from .contenders import prepare_case
 from .grid import CONTENDERS, DTYPES, plan
-from .measure import _loadavg, add_compile_gain, add_malloc_arg, cores, fixed_malloc, machine_info, run_row
-from inti.io.atomic import write_text
-
-from .report import _x, evaluate_targets, figure, markdown, update_readme
+from .machine import cores, describe, fixed_malloc, loadavg
+from .report import as_x, evaluate_targets, figure, markdown, update_readme
+from .runner import add_compile_gain, run_row
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+RESULTS = ("results.json", "results.md")
 
 
 def parse_args(argv):
@@ -46,38 +49,44 @@ def parse_args(argv):
         epilog="Row ids look like vit_b16-T16-b1-f32-eager; --only takes comma-separated globs or "
                "substrings of them (e.g. --only 'vit_b16-T16-b1*,bf16'). See benchmarks/README.md.",
     )
+    rounds = flags.whole(1, flags.MAX_ROUNDS)
     p.add_argument("--quick", action="store_true",
                    help="vit_b16, 8 frames, batch 1, eager, in f32, bf16 and bf16pure, 3 rounds (2 for emulated "
                         "bfloat16): about 8 minutes on a 2-core CPU without bfloat16 hardware")
     p.add_argument("--only", default=None, metavar="GLOBS", help="run only the rows whose id matches one of these")
     p.add_argument("--skip", default=None, metavar="GLOBS", help="leave out the rows whose id matches one of these")
-    p.add_argument("--dtypes", default=",".join(DTYPES),
+    p.add_argument("--dtypes", default=",".join(DTYPES), type=flags.subset(DTYPES),
                    help=f"comma-separated subset of {','.join(DTYPES)} (default all; bf16 is autocast, "
-                        "bf16pure the model cast to bfloat16)"),
+                        "bf16pure the model cast to bfloat16)")
     p.add_argument("--all", action="store_true",
                    help="also run bfloat16 at every case on CPUs without native bfloat16 (slow)")
-    p.add_argument("--repeats", type=int, default=None, metavar="N",
-                   help="timed rounds per row (default 5; 3 with --quick)")
-    p.add_argument("--min-repeats", type=int, default=None, metavar="N",
-                   help="rounds per row that --budget never cuts below (default 3; 2 with --quick)")
-    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--repeats", type=rounds, default=None, metavar="N",
+                   help=f"timed rounds per row, 1 to {flags.MAX_ROUNDS} (default 5; 3 with --quick)")
+    p.add_argument("--min-repeats", type=rounds, default=None, metavar="N",
+                   help="rounds per row that --budget never cuts below, at most --repeats (default 3; 2 with "
+                        "--quick; never above --repeats)")
+    p.add_argument("--budget", type=flags.seconds, default=None, metavar="SECONDS",
                    help="cut a row's rounds to fit this many seconds, down to --min-repeats "
                         "(default 120; 0: no cut)")
     p.add_argument("--force", action="store_true",
                    help="replace results.json and results.md of an earlier run in --out (make bench passes it)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="where results.json, results.md and fraction_of_peak.png go (default benchmarks/out/)")
-    p.add_argument("--preset", default=None, help="run this ref preset instead of the default cases (e.g. nano)")
-    p.add_argument("--frames", type=int, action="append", default=None, metavar="T",
-                   help="frames per clip; repeat for several (default: the grid's, 8 and 16; 8 with --preset)")
-    p.add_argument("--batch", type=int, action="append", default=None, metavar="B",
+    p.add_argument("--preset", type=flags.preset, default=None,
+                   help="run this ref preset instead of the default cases (e.g. nano)")
+    p.add_argument("--frames", type=flags.whole(1, flags.MAX_FRAMES), action="append", default=None, metavar="T",
+                   help="frames per clip, a count the schedule can merge; repeat for several (default: the grid's, "
+                        "8 and 16; 8 with --preset)")
+    p.add_argument("--batch", type=flags.whole(1, flags.MAX_BATCH), action="append", default=None, metavar="B",
                    help="clips per batch; repeat for several (default: the grid's)")
-    p.add_argument("--contenders", default=",".join(CONTENDERS),
+    p.add_argument("--contenders", default=",".join(CONTENDERS), type=flags.subset(CONTENDERS),
                    help=f"comma-separated subset of {','.join(CONTENDERS)} (default all)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the core count)")
-    p.add_argument("--seed", type=int, default=0, help="weights, input and round order (default 0)")
-    add_malloc_arg(p)
+    p.add_argument("--device", type=flags.device, default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--threads", type=flags.whole(1, flags.MAX_THREADS), default=None,
+                   help="torch threads (default: the core count)")
+    p.add_argument("--seed", type=flags.whole(0, flags.MAX_SEED), default=0,
+                   help="weights, input and round order (default 0)")
+    flags.add_malloc_arg(p)
     p.add_argument("--norm-path", default="native", choices=NORM_PATHS,
                    help="LayerNorm path of our models for half-precision inputs (default native: torch's "
                         "kernel, no float32 copies; explicit: the readable float32 round trip)")
@@ -89,30 +98,37 @@ def parse_args(argv):
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",
                    help="also write the table into FILE at its <!-- speed --> markers")
     args = p.parse_args(argv)
-    earlier = [n for n in ("results.json", "results.md") if (args.out / n).exists()]
+    flags.check_folder(p, args.out)
+    earlier = [n for n in RESULTS if (args.out / n).exists()]
     if earlier and not args.force:
         p.error(f"{args.out} already holds {', '.join(earlier)} of an earlier run; pass --force to replace "
                 "them, or choose another --out")
+    if args.readme is not None:
+        check_readme(p, args.readme)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
     if args.budget is None:
         args.budget = 60 if args.quick else 120
     if args.min_repeats is None:
-        args.min_repeats = 2 if args.quick else 3
-    args.dtypes = [d for d in args.dtypes.split(",") if d]
-    if not args.dtypes or set(args.dtypes) - set(DTYPES):
-        p.error(f"--dtypes takes a comma-separated subset of {','.join(DTYPES)}, got {','.join(args.dtypes)!r}")
-    args.contenders = [c for c in args.contenders.split(",") if c]
-    unknown = [c for c in args.contenders if c not in CONTENDERS]
-    if unknown:
-        p.error(f"unknown contenders {unknown}; choose from {CONTENDERS}")
-    if args.repeats < 1 or args.min_repeats < 1:
-        p.error("--repeats and --min-repeats must be at least 1")
-    if args.preset is not None and args.preset not in ref.config.PRESETS:
-        p.error(f"unknown preset {args.preset!r}; choose one of {sorted(ref.config.PRESETS)}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda, but torch sees no CUDA device")
+        args.min_repeats = min(2 if args.quick else 3, args.repeats)
+    elif args.min_repeats > args.repeats:
+        p.error(f"--min-repeats {args.min_repeats} is above --repeats {args.repeats}")
+    rows = plan(args)
+    if not rows:
+        p.error("no row matches --only, --skip and --dtypes; nothing to do")
+    for case in dict.fromkeys(r.case for r in rows):
+        flags.check_case(p, case.preset, case.frames, case.batch)
     return args
+
+
+def check_readme(parser, path: Path) -> None:
+    """--readme: a file that holds the markers, checked before the run rather than after it."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        parser.error(f"--readme {path}: cannot read it ({e.strerror or e})")
+    if "<!-- speed -->" not in text and not ("<!-- speed:begin -->" in text and "<!-- speed:end -->" in text):
+        parser.error(f"--readme {path} has no <!-- speed --> or <!-- speed:begin -->/<!-- speed:end --> markers")
 
 
 def main(argv=None) -> int:
@@ -127,9 +143,6 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     rows = plan(args)
-    if not rows:
-        log("no row matches --only, --skip and --dtypes; nothing to do")
-        return 2
     # Compile times are cold when inductor's on-disk cache starts empty: a fresh one per run
     # (unless TORCHINDUCTOR_CACHE_DIR is set); the warm-cache figure reuses it within the run.
     cache = None
@@ -141,7 +154,7 @@ def main(argv=None) -> int:
     report = {
         "command": command,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(args.device),
+        "machine": describe(args.device),
         "settings": {"repeats": args.repeats, "min_repeats": args.min_repeats, "budget_s": args.budget,
                      "contenders": args.contenders, "seed": args.seed, "all": args.all, "only": args.only,
                      "skip": args.skip, "dtypes": args.dtypes, "norm_path": args.norm_path,
@@ -160,7 +173,7 @@ def main(argv=None) -> int:
             log(f"[{i}/{len(rows)}] {row.id}")
             result = run_row(row, prepared["models"], prepared["video"], args, log)
             report["rows"].append(result)
-            log(f"  speed-up {_x(result['speedup'])} of predicted {_x(result['predicted'])}, "
+            log(f"  speed-up {as_x(result['speedup'])} of predicted {as_x(result['predicted'])}, "
                 f"({time.perf_counter() - started:.0f} s so far)")
     finally:
         torch.set_num_threads(threads_before)
@@ -168,7 +181,7 @@ def main(argv=None) -> int:
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
             cache.cleanup()
     report["duration_s"] = time.perf_counter() - started
-    report["machine"]["loadavg_end"] = _loadavg()
+    report["machine"]["loadavg_end"] = loadavg()
     add_compile_gain(report["rows"])
     evaluate_targets(report)
     table = markdown(report)

@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,22 +34,24 @@ import ref
 import torch_impl
 from inti.io.atomic import write_text
 
-from inti.train.loop import _autocast
-
-from .measure import _sync, _torch_peak, add_malloc_arg, fixed_malloc, machine_info, native_bf16
+from . import flags
+from .machine import describe, fixed_malloc, native_bf16, summary
+from .timing import interleave, torch_peak
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-TARGET = 0.9  # the training step's speed-up, as a fraction of the MAC ratio (issue 14; not judged when emulated)
+RESULTS = ("train_results.json", "train_results.md")
+DTYPES = ("f32", "bf16")
+TARGET = 0.9  # the training step's speed-up, as a fraction of the MAC ratio (not judged when bfloat16 is emulated)
 
 
 def step_fn(model, video, labels, optimizer, bf16: bool = False):
     """One training step as the engine (inti.train.loop) takes it: the forward and the loss
-    under autocast when bf16, the loss in float32, backward, AdamW."""
+    under bfloat16 autocast when bf16 (as `inti train --bf16`), the loss in float32, backward, AdamW."""
     device = video.device.type
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, bf16):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(video).float(), labels)
         loss.backward()
         optimizer.step()
@@ -81,18 +82,11 @@ def measure_case(preset: str, frames: int, batch: int, rounds: int, seed: int = 
     emulated = bf16 and not native_bf16(device)
     result = {"preset": preset, "frames": frames, "batch": batch, "dtype": dtype, "autocast": bf16,
               "emulated_bf16": emulated, "device": device, "norm_path": norm_path,
-              "peak_mib": {}, "times_s": {n: [] for n in steps}}
+              "peak_mib": {}}
     for name, fn in steps.items():  # warm-up, which also measures peak memory
-        _, _, peak = _torch_peak(fn, device)
+        _, _, peak = torch_peak(fn, device)
         result["peak_mib"][name] = peak / 2**20
-    rng = np.random.default_rng(seed)
-    for _ in range(min(rounds, 3) if emulated else rounds):
-        for name in rng.permutation(list(steps)):
-            _sync(device)
-            start = time.perf_counter()
-            steps[name]()
-            _sync(device)
-            result["times_s"][name].append(time.perf_counter() - start)
+    result["times_s"] = interleave(steps, min(rounds, 3) if emulated else rounds, device, seed=seed)
     med = {n: statistics.median(t) for n, t in result["times_s"].items()}
     cost = ref.compare(cfg, frames, batch)
     mac_ratio = cost["naive"]["total"] / cost["inti"]["total"]
@@ -122,12 +116,8 @@ def measure_loader(frames: int, size: int, batch: int, workers: int, clips: int 
 
 
 def markdown(report: dict) -> str:
-    m = report["machine"]
-    flags = [f for f, on in m.get("cpu_flags", {}).items() if on and f in ("amx_bf16", "avx512_bf16")]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}; "
-             f"{', '.join(flags) if flags else 'no amx_bf16 or avx512_bf16: bf16 emulated'}), device {m['device']}"
-             f"{' (' + m['gpu'] + ')' if m.get('gpu') else ''}, torch {m['torch']}, "
-             f"{m['torch_threads']} threads, OMP_WAIT_POLICY={m.get('OMP_WAIT_POLICY')}. Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
+    lines = [summary(report["machine"]),
+             f"Command: `{report['command']}` ({report['duration_s'] / 60:.1f} min).", "",
              "| case | dtype | rounds | naive clips/s | InTI clips/s | speed-up | MAC ratio | of ratio | peak MiB naive / InTI | "
              "memory ratio | activation ratio |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in report["rows"]:
@@ -147,37 +137,44 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="nano only, 3 rounds")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--dtypes", default="f32,bf16", help="comma-separated subset of f32,bf16 (autocast); default both")
+    p.add_argument("--quick", action="store_true", help="nano only, at most 3 rounds")
+    p.add_argument("--rounds", type=flags.whole(1, flags.MAX_ROUNDS), default=5,
+                   help=f"timed rounds per row, 1 to {flags.MAX_ROUNDS} (default 5)")
+    p.add_argument("--dtypes", default=",".join(DTYPES), type=flags.subset(DTYPES),
+                   help="comma-separated subset of f32,bf16 (autocast); default both")
     p.add_argument("--norm-path", default="native", choices=("explicit", "native"),
                    help="LayerNorm path for half-precision inputs (torch_impl.layers; default native)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                   help="where train_results.json and train_results.md go (default benchmarks/out/)")
     p.add_argument("--force", action="store_true", help="replace train_results.* of an earlier run in --out")
-    add_malloc_arg(p)
+    flags.add_malloc_arg(p)
     args = p.parse_args(argv)
-    if (args.out / "train_results.json").exists() and not args.force:
-        p.error(f"{args.out} already holds train_results.json; pass --force to replace it")
+    flags.check_folder(p, args.out)
+    if (args.out / RESULTS[0]).exists() and not args.force:
+        p.error(f"{args.out} already holds {RESULTS[0]}; pass --force to replace it")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
     if args.malloc == "fixed":
         fixed_malloc()
     started = time.perf_counter()
-    dtypes = [d for d in args.dtypes.split(",") if d]
-    if not dtypes or set(dtypes) - {"f32", "bf16"}:
-        p.error(f"--dtypes takes a comma-separated subset of f32,bf16, got {args.dtypes!r}")
     cases = [("nano", 8, 2)] if args.quick else [("nano", 8, 2), ("vit_b16", 8, 2)]
     rows = [measure_case(preset, frames, batch, min(args.rounds, 3) if args.quick else args.rounds, dtype=dtype,
                          norm_path=args.norm_path)
-            for preset, frames, batch in cases for dtype in dtypes]
-    report = {"command": "python -m benchmarks.train_speed" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
-              "machine": machine_info("cpu"), "rows": rows,
+            for preset, frames, batch in cases for dtype in args.dtypes]
+    report = {"command": " ".join(["python -m benchmarks.train_speed", *argv]),
+              "machine": describe("cpu"), "rows": rows,
               "loader": measure_loader(8, ref.preset("nano").image_size, 2, workers=2)}
     report["duration_s"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "train_results.json", json.dumps(report, indent=2) + "\n")
+    write_text(args.out / RESULTS[0], json.dumps(report, indent=2) + "\n")
     table = markdown(report)
-    write_text(args.out / "train_results.md", table)
+    write_text(args.out / RESULTS[1], table)
     print(table)
     return 0
 

@@ -5,11 +5,12 @@
     'model.onnx.json'
 
 What is exported is `ExportModule`, a thin wrapper around a `torch_impl.InTIModel` that calls the
-model's parts exactly as `InTIModel.forward` does (embed, the blocks with the merges at the
-schedule, readout) but without `check_video` / `check_output`: those are eager, data-dependent
-checks with Python control flow (the finiteness scan, the pixel range), which a graph cannot
-hold. A deployed graph therefore does not check its input; `run_onnx` checks the shape, and the
-caller checks the values where it matters.
+model's own loop, `InTIModel.forward_features` (embed, the blocks with the merges at the
+schedule), then its readout, as `InTIModel.forward` does but without `check_video` /
+`check_output`: those are eager, data-dependent checks with Python control flow (the
+finiteness scan, the pixel range), which a graph cannot hold. A deployed graph therefore does
+not check its input; `run_onnx` checks the shape, and the caller checks the values where it
+matters.
 
 The graph's axes [ours]:
 
@@ -31,6 +32,13 @@ to the same math with more shape arithmetic. The graph computes in float32.
 Outputs: ``logits`` (batch, K), and with ``trace=True`` also ``merges.{j}.weights`` for each
 merge j (batch, T_j, N) or (batch, T_j, N, C), the convex pair weights of `ref.forward`'s trace.
 
+The sidecar says what a deployment needs to use the graph without this package (NumPy, a
+decoder and a runtime): the config; the graph's inputs and outputs; ``preprocess``, how a video
+becomes the input (spec/00-method.md §7: the frame-sampling rule, the resize and the crop, the
+scale, CLIP's mean and standard deviation from `ref.preprocess`'s constants, the layout);
+``postprocess``, how logits become probabilities (and how `inti predict` averages views); and
+``classes``, the class names when known (``inti export --classes FILE``), else null.
+
 Both files are written through `inti.io.atomic` (a temporary file, fsync, rename): a failure
 leaves no half-written file, and the ``.onnx`` written just before a failed sidecar is removed
 again unless a file of that name was there before.
@@ -51,14 +59,16 @@ from torch import nn
 import ref
 from ref.checks import check_frames
 from ref.config import ModelConfig
+from ref.model import merge_key, trace_weights
+from ref.preprocess import CLIP_MEAN, CLIP_STD
 from torch_impl import from_ref_params
 
 from .io.atomic import write_bytes, write_text
-from .io.params import config_to_json
+from .io.config_json import config_to_json
 
 FORMATS = ("onnx",)
 EXPORT_FORMAT = "inti-onnx"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the sidecar gained preprocess, postprocess and classes
 DEFAULT_OPSET = 18
 INPUT_NAME = "video"
 BATCH_AXIS = "batch"
@@ -82,7 +92,7 @@ def sidecar_path(path) -> Path:
 
 
 def output_names(cfg: ModelConfig, trace: bool = False) -> list[str]:
-    return ["logits", *(f"merges.{j}.weights" for j in range(len(cfg.schedule)) if trace)]
+    return ["logits", *(merge_key(j, "weights") for j in range(len(cfg.schedule)) if trace)]
 
 
 def check_exportable(cfg: ModelConfig, frames: int) -> None:
@@ -99,25 +109,19 @@ def check_exportable(cfg: ModelConfig, frames: int) -> None:
 
 class ExportModule(nn.Module):
     """`InTIModel.forward` without its eager checks: video (b, T, 3, H, W) -> logits (b, K), or
-    (logits, merges.0.weights, ...) with trace=True. Parts are the model's own modules."""
+    (logits, merges.0.weights, ...) with trace=True. It runs the model's own loop
+    (`forward_features`, with whatever block and merge steps the model has) and readout."""
 
     def __init__(self, model, trace: bool = False):
         super().__init__()
         self.model = model
         self.trace = trace
-        self.merge_after = {k: j for j, k in enumerate(model.cfg.schedule)}
 
     def forward(self, video: torch.Tensor):
-        m = self.model
-        x = m.embed(video)
-        weights = []
-        for i, blk in enumerate(m.blocks):
-            x = blk(x)
-            if i + 1 in self.merge_after:
-                x, decided = m.merges[self.merge_after[i + 1]](x)
-                weights.append(decided["weights"])
-        logits = m.readout(x)["logits"]
-        return (logits, *weights) if self.trace else logits
+        trace = {} if self.trace else None
+        x = self.model.forward_features(video, trace=trace)  # (b, T / 2^|S|, N, C)
+        logits = self.model.readout(x)["logits"]
+        return (logits, *trace_weights(trace, self.model.cfg)) if self.trace else logits
 
 
 def export_module(params: dict, cfg: ModelConfig, trace: bool = False) -> ExportModule:
@@ -150,16 +154,59 @@ def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, op
     return proto
 
 
-def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str = "") -> str:
+def preprocessing(cfg: ModelConfig, frames: int) -> dict:
+    """How a video file becomes the graph's input, in the sidecar's words (spec/00-method.md §7,
+    `ref.preprocess`): what a deployment without this package implements."""
+    size = cfg.image_size
+    return {
+        "spec": "spec/00-method.md section 7; ref/preprocess.py is the executable definition",
+        "steps": ["decode", "sample", "resize", "crop", "normalize"],
+        "decode": "every frame of the first video stream, in presentation order, as RGB uint8 (h, w, 3); "
+                  "n = the number of frames decoded",
+        "frames": frames,
+        "sampling": {"rule": "segment centres", "index": "floor((i + 0.5) * n / frames) for i = 0 .. frames - 1",
+                     "too_short": "refuse a clip with n < frames"},
+        "size": size,
+        "resize": {"short_side": size, "long_side": "floor(long * size / short)", "interpolation": "bilinear",
+                   "sample_position": "(j + 0.5) * in / out - 0.5, clamped to [0, in - 1] (half-pixel centres, "
+                                      "edges repeated)", "antialias": False, "order": "rows, then columns",
+                   "in_torch": "torch.nn.functional.interpolate(mode='bilinear', align_corners=False, "
+                               "antialias=False)"},
+        "crop": {"kind": "centre", "size": [size, size], "top": "(h - size) // 2", "left": "(w - size) // 2"},
+        "scale": 1 / 255,
+        "mean": list(CLIP_MEAN),
+        "std": list(CLIP_STD),
+        "normalize": "(x * scale - mean[c]) / std[c] per RGB channel c",
+        "layout": [BATCH_AXIS, frames, 3, size, size],
+        "channels": "RGB, channels first: (frames, h, w, 3) -> (frames, 3, h, w)",
+        "dtype": "float32",
+    }
+
+
+def check_classes(classes, cfg: ModelConfig) -> list[str] | None:
+    """The class names for the sidecar: None, or one string per class of the head."""
+    if classes is None:
+        return None
+    classes = list(classes)
+    if not cfg.num_classes:
+        raise ValueError("class names name the head's classes, but this model has no head (num_classes 0)")
+    if len(classes) != cfg.num_classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"expected {cfg.num_classes} class names (strings), one per class of the head, got "
+                         f"{len(classes)}")
+    return classes
+
+
+def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str = "", classes=None) -> str:
     """The sidecar's JSON: `config_to_json`'s document (so `config_from_json` reads it back) plus an
-    "export" entry describing the graph's inputs and outputs."""
+    "export" entry describing the graph's inputs and outputs, "preprocess" (`preprocessing`),
+    "postprocess" and "classes" (the names, or null)."""
     doc = json.loads(config_to_json(cfg))
     t = frames
     outputs = {"logits": [BATCH_AXIS, cfg.out_dim]}
     for j, _ in enumerate(cfg.schedule):
         if trace:
             tail = [cfg.num_tokens, cfg.width] if cfg.weight_granularity == "channel" else [cfg.num_tokens]
-            outputs[f"merges.{j}.weights"] = [BATCH_AXIS, t, *tail]
+            outputs[merge_key(j, "weights")] = [BATCH_AXIS, t, *tail]
         t //= 2
     doc["export"] = {
         "format": EXPORT_FORMAT,
@@ -175,6 +222,13 @@ def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str 
         "macs_per_clip": ref.count_macs(cfg, frames)["matmul"],
         "torch": torch.__version__,
     }
+    doc["preprocess"] = preprocessing(cfg, frames)
+    doc["postprocess"] = {
+        "probabilities": "softmax over the last axis of logits" if cfg.num_classes else None,
+        "views": "inti predict --views TxS averages the probabilities of T temporal clips x S crops; 1x1 is the "
+                 "preprocessing above",
+    }
+    doc["classes"] = check_classes(classes, cfg)
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -201,13 +255,15 @@ def check_output_path(path, force: bool = False) -> Path:
 
 
 def export_onnx(path, params: dict, cfg: ModelConfig, frames: int, trace: bool = False,
-                opset: int = DEFAULT_OPSET, force: bool = False, source: str = "") -> dict:
-    """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary."""
+                opset: int = DEFAULT_OPSET, force: bool = False, source: str = "", classes=None) -> dict:
+    """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary.
+    classes: the head's class names for the sidecar, or None."""
     check_exportable(cfg, frames)
+    classes = check_classes(classes, cfg)
     path = check_output_path(path, force)
     proto = to_onnx(params, cfg, frames, trace, opset)
     data = proto.SerializeToString()  # the whole model in one message: fine below protobuf's 2 GiB
-    side, side_text = sidecar_path(path), sidecar(cfg, frames, trace, opset, source)
+    side, side_text = sidecar_path(path), sidecar(cfg, frames, trace, opset, source, classes)
     existed = path.exists()
     write_bytes(path, data)
     try:

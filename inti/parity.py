@@ -82,10 +82,6 @@ def steps_per_run(dtypes=DTYPES) -> int:
     return 1 + len(tuple(dtypes))
 
 
-def _weights(trace: dict, cfg: ModelConfig) -> list:
-    return [trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]
-
-
 def run_parity(
     video: np.ndarray,
     params: dict,
@@ -127,7 +123,7 @@ def run_parity(
         result.times["ref float64"] = time.perf_counter() - t0
     result.reference = expected
     if merges:
-        result.contributions["ref"] = ref.contributions(_weights(expected, cfg))
+        result.contributions["ref"] = ref.contributions(ref.trace_weights(expected, cfg))
 
     for name in dtypes:
         with step(f"{prefix}torch forward ({name})"):
@@ -143,7 +139,7 @@ def run_parity(
         result.traces[name] = actual
         result.rows += compare_traces(actual, expected, name, tols[name])
         if merges:
-            contrib = to_numpy(torch_contributions(_weights(trace, cfg)), np.float64)
+            contrib = to_numpy(torch_contributions(ref.trace_weights(trace, cfg)), np.float64)
             result.contributions[name] = contrib
             err = rel_err(contrib, result.contributions["ref"])
             result.rows.append(Row(CONTRIBUTIONS, name, err, tols[name], err <= tols[name]))

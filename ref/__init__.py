@@ -12,9 +12,9 @@ from .checks import check_video
 from .config import PRESETS, TEMPORAL_PRESETS, ModelConfig, preset, with_temporal
 from .cost import compare, count_macs, reduction
 from .interpolation import contributions
-from .model import forward
+from .model import block_key, forward, merge_key, trace_keys, trace_weights
 from .params import backbone, check_params, init_params, param_shapes, without_temporal
-from .tome import tome_forward, tome_macs, tome_schedule
+from .tome import tome_forward, tome_macs, tome_schedule, tome_trace_keys
 
 __all__ = [
     "ModelConfig",
@@ -29,6 +29,10 @@ __all__ = [
     "check_params",
     "check_video",
     "forward",
+    "trace_keys",
+    "block_key",
+    "merge_key",
+    "trace_weights",
     "count_macs",
     "reduction",
     "compare",
@@ -36,4 +40,5 @@ __all__ = [
     "tome_forward",
     "tome_macs",
     "tome_schedule",
+    "tome_trace_keys",
 ]

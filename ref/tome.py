@@ -26,10 +26,37 @@ from .config import ModelConfig, require_config
 from .cost import attention_macs, head_macs, mlp_macs, patch_embed_macs
 from .embed import embed
 from .layers import layer_norm
-from .model import finish, prepare
+from .model import READOUT, block_key, finish, prepare
 from .params import scope
 
 TRACED = ("similarity", "src", "dst", "tokens", "size")  # what a merge adds to the trace
+
+
+def tome_key(i: int, entry: str) -> str:
+    """Entry `entry` (one of `TRACED`) of ToMe's merge in block i, from 0: ``tome.{i}.{entry}``."""
+    if entry not in TRACED:
+        raise ValueError(f"a ToMe merge's trace entries are {TRACED}, got {entry!r}")
+    return f"tome.{i}.{entry}"
+
+
+def tome_entries(i: int, decided: dict) -> dict:
+    """What ToMe's merge in block i adds to a trace (`tome_block`'s decided), under `tome_key`'s names."""
+    return {tome_key(i, entry): decided[entry] for entry in TRACED}
+
+
+def tome_trace_keys(cfg: ModelConfig, r) -> list[str]:
+    """Every key of `tome_forward`'s trace, in its order: ``embed``; for each block i, where
+    r[i] > 0, its merge's `TRACED` entries, then ``block_key(i)``; `READOUT`.
+
+    >>> from ref.config import preset
+    >>> tome_trace_keys(preset("nano").replace(depth=2, schedule=()), (0, 3))  # doctest: +NORMALIZE_WHITESPACE
+    ['embed', 'blocks.0', 'tome.1.similarity', 'tome.1.src', 'tome.1.dst', 'tome.1.tokens',
+     'tome.1.size', 'blocks.1', 'pooled', 'features', 'logits']
+    """
+    keys = ["embed"]
+    for i, k in enumerate(check_tome(cfg, r)):
+        keys += [tome_key(i, entry) for entry in TRACED if k] + [block_key(i)]
+    return keys + list(READOUT)
 
 
 # ---- the rules on r ----------------------------------------------------------------------------
@@ -186,9 +213,9 @@ def tome_forward(params: dict, video: np.ndarray, cfg: ModelConfig, r, return_tr
     everywhere this is `ref.forward` exactly.
 
     Returns logits (b, K) in the video's dtype; with return_trace=True, (logits, trace), the trace
-    holding in order: ``embed``; for each block i (from 0) with r[i] > 0, ``tome.{i}.similarity``,
-    ``.src``, ``.dst``, ``.tokens``, ``.size``; ``blocks.{i}`` the tokens after block i
-    (b, T, n, C), n the tokens left; then ``pooled``, ``features``, ``logits``.
+    holding in order (`tome_trace_keys`): ``embed``; for each block i (from 0) with r[i] > 0,
+    ``tome.{i}.similarity``, ``.src``, ``.dst``, ``.tokens``, ``.size``; ``blocks.{i}`` the
+    tokens after block i (b, T, n, C), n the tokens left; then ``pooled``, ``features``, ``logits``.
     """
     r = check_tome(cfg, r)
     params = prepare(params, video, cfg)
@@ -198,8 +225,8 @@ def tome_forward(params: dict, video: np.ndarray, cfg: ModelConfig, r, return_tr
     for i in range(cfg.depth):
         x, size, decided = tome_block(scope(params, f"blocks.{i}."), x, size, r=r[i], cfg=cfg)
         if decided:
-            trace |= {f"tome.{i}.{name}": decided[name] for name in TRACED}
-        trace[f"blocks.{i}"] = x  # (b, T, n - r[i], C)
+            trace |= tome_entries(i, decided)
+        trace[block_key(i)] = x  # (b, T, n - r[i], C)
     return finish(params, x, trace, cfg=cfg, return_trace=return_trace)
 
 

@@ -15,10 +15,9 @@ import math
 import torch
 
 from ref.config import ModelConfig
-from ref.tome import TRACED, check_tome
+from ref.tome import check_tome, tome_entries
 
 from .block import Block
-from .checks import check_video
 from .convert import from_ref_params
 from .model import InTIModel
 
@@ -77,28 +76,30 @@ class ToMeModel(InTIModel):
 
     Modifications (of InTIModel, as ToMe's apply_patch of a timm ViT):
      - every block is a ToMeBlock, merging r[i] tokens of every frame in block i (from 0);
-     - forward carries the token sizes from block to block; the readout is the naive model's.
+     - block_step runs it, carrying the token sizes from block to block on the model (ToMe's
+       ``_tome_info["size"]``), reset by forward_features; the loop and the readout are
+       InTIModel's.
     """
 
     def __init__(self, cfg: ModelConfig, r, attn_path: str = "sdpa"):
         r = check_tome(cfg, r)
         super().__init__(cfg, attn_path)
         self.r = r
+        self._size = None  # (b, T, n): how many input tokens each token stands for; None: all 1
         for blk in self.blocks:
             blk.__class__ = ToMeBlock  # every block is a plain Block: cfg has no temporal module
 
-    def forward(self, video: torch.Tensor, return_trace: bool = False, check: bool = True):
-        """check=False skips the output check (it is how the check itself finds the entry)."""
-        check_video(video, self.cfg, self.pos_embed.dtype)
-        trace: dict[str, torch.Tensor] = {}
-        x = trace["embed"] = self.embed(video)  # (b, T, N, C)
-        size = None
-        for i, (blk, r) in enumerate(zip(self.blocks, self.r)):
-            x, size, decided = blk(x, size, r)  # (b, T, n - r, C)
-            if decided:
-                trace |= {f"tome.{i}.{name}": decided[name] for name in TRACED}
-            trace[f"blocks.{i}"] = x
-        return self.finish(video, x, trace, return_trace, check)
+    def forward_features(self, video: torch.Tensor, *, trace: dict | None = None) -> torch.Tensor:
+        self._size = None  # every token is one token before the first merge
+        x = super().forward_features(video, trace=trace)  # InTIModel's loop, with block_step below
+        self._size = None  # hold no tensor between calls
+        return x
+
+    def block_step(self, i: int, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
+        x, self._size, decided = self.blocks[i](x, self._size, self.r[i])  # (b, T, n - r[i], C)
+        if decided and trace is not None:
+            trace |= tome_entries(i, decided)
+        return x
 
 
 def tome_from_ref_params(

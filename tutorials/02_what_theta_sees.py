@@ -361,7 +361,7 @@ for f in range(T):
     assert np.allclose(contribution(f, a1, a2), c_spec[:, f], rtol=0, atol=1e-15), f"frame {f}"
 mean_cfg = cfg.replace(weight_fn="mean")
 _, mean_trace = ref.forward(ref.backbone(params), video, mean_cfg, return_trace=True)  # mean: no θ parameters
-c_mean = ref.contributions([mean_trace["merges.0.weights"], mean_trace["merges.1.weights"]])
+c_mean = ref.contributions(ref.trace_weights(mean_trace, mean_cfg))  # every merge's weights, in order
 assert np.allclose(c_mean, mean_contribution), \
     f"with mean weights every contribution is {c_mean.flat[0]}, not {mean_contribution}"
 print("exercise 2.4: correct")
@@ -377,7 +377,7 @@ print("exercise 2.4: correct")
 runs = {"softmax": trace}
 _, runs["sigmoid"] = ref.forward(params, video, cfg.replace(weight_fn="sigmoid"), return_trace=True)
 runs["mean"] = mean_trace
-contrib = {name: ref.contributions([t["merges.0.weights"], t["merges.1.weights"]])[0] for name, t in runs.items()}
+contrib = {name: ref.contributions(ref.trace_weights(t, cfg))[0] for name, t in runs.items()}
 grid_maps(contrib, "Frame contributions c[f, n] (§6) under three weight functions (untrained θ)",
           label="contribution")
 for name, c in contrib.items():

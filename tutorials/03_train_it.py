@@ -206,7 +206,7 @@ def contributions_of(m, videos):
     """(n, T0, N) contributions (§6) of a torch model on float32 videos (n, T0, 3, H, W)."""
     with torch.no_grad():
         _, tr = m(torch.from_numpy(videos), return_trace=True)
-    return ref.contributions([tr[f"merges.{j}.weights"].double().numpy() for j in range(len(cfg.schedule))])
+    return ref.contributions([a.double().numpy() for a in ref.trace_weights(tr, cfg)])
 
 
 c_untrained = contributions_of(untrained, test_videos)

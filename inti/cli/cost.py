@@ -10,7 +10,9 @@ from ref.config import TEMPORAL_PRESETS, ModelConfig, with_temporal
 from ref.cost import temporal_macs
 
 from ..labels import blocks_text, describe, mac_unit, schedule_text
-from .common import EXIT_OK, CLIError, add_schedule_args, positive_int, separator, table, with_schedule
+from ..registry import named_config
+from .common import EXIT_OK, CLIError, add_schedule_args, positive_int, with_schedule
+from .report import separator, table
 
 PAPER_SCHEDULES = ((6,), (8, 20), (10, 16))
 PAPER_FRAMES = (8, 16)  # the clip lengths video papers report
@@ -158,7 +160,7 @@ def run(args) -> int:
     if args.paper:
         print(format_paper_table() if args.temporal is None else format_paper_temporal_table(args.temporal))
         return EXIT_OK
-    cfg = with_schedule(ref.preset(args.preset), args.schedule)
+    cfg = with_schedule(named_config(args.preset), args.schedule)
     check_frames(args.frames, cfg)
     if args.temporal is not None:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, CLIError, add_schedule_args, model_from_args
+from .common import EXIT_OK, CLIError, add_model_args, model_from_args
 
 FORMATS = ("onnx",)  # inti.export.FORMATS, repeated here so that --help needs no torch
 
@@ -19,12 +19,21 @@ def run(args) -> int:
         export.check_exportable(cfg, args.frames)
     except ValueError as e:
         raise CLIError(f"cannot export: {e}") from None
+    classes = None
+    if args.classes is not None:
+        if not cfg.num_classes:
+            raise CLIError("--classes names the head's classes, but this model has no head (num_classes 0)")
+        from inti.predict import read_class_names
+
+        classes = read_class_names(args.classes, cfg.num_classes)
     info = export.export_onnx(args.output, params, cfg, args.frames, trace=args.trace, opset=args.opset,
-                              force=args.force, source=source)
+                              force=args.force, source=source, classes=classes)
     outputs = ", ".join(info["outputs"])
     print(f"inti export: wrote {info['path']} ({info['bytes'] / 2**20:.1f} MiB, {info['nodes']} nodes; "
           f"input video (batch, {args.frames}, 3, {cfg.image_size}, {cfg.image_size}), batch dynamic; outputs {outputs})")
-    print(f"inti export: wrote {info['sidecar']} (the config; inti.io.params.config_from_json reads it)")
+    print(f"inti export: wrote {info['sidecar']} (the config, the preprocessing a deployment needs, "
+          f"{'the class names' if classes else 'no class names (--classes FILE)'}; "
+          "inti.io.config_json.config_from_json reads its config)")
     return EXIT_OK
 
 
@@ -33,18 +42,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "export", help="write the model as an ONNX graph plus a JSON sidecar with its config",
         description="Export InTI (float32, explicit attention, no input checks) to a graph file for a runtime "
                     "such as onnxruntime. The batch axis is dynamic; the frames axis is fixed at --frames (the "
-                    "schedule's halvings are static for a given T). The config goes to FILE.json beside it.",
+                    "schedule's halvings are static for a given T). The config, the preprocessing a deployment "
+                    "needs (frame sampling, resize, crop, mean and std) and the class names (--classes) go to "
+                    "FILE.json beside it.",
         epilog="example: inti export --format onnx --output nano.onnx --frames 8 --trace",
     )
     p.add_argument("--format", choices=FORMATS, required=True, help="graph format: onnx")
     p.add_argument("--output", required=True, metavar="FILE", help="the graph file to write (and FILE.json)")
-    add_schedule_args(p, None, "frames per clip, fixed in the graph, a multiple of 2^|S|")
-    p.add_argument("--weights", default=None, metavar="FILE",
-                   help="a parameter file or training checkpoint (.npz or .safetensors) instead of random weights; "
-                        "its stored config replaces --preset")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random parameters (default: 0)")
-    p.add_argument("--random-scores", action="store_true",
-                   help="give the predictor random non-zero score weights, so the merge weights differ from 1/2")
+    add_model_args(p, video=False)
+    p.add_argument("--classes", metavar="FILE", default=None,
+                   help="class names, one a line (line k names class k), as many as the head has; written to the "
+                        "sidecar for a deployment")
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
     p.add_argument("--force", action="store_true", help="replace FILE and FILE.json if they exist")

@@ -3,8 +3,15 @@ and PySlowFast read Kinetics-400 and SSv2. The root folder is its own argument; 
 file of class names holds one name per line, line k naming label k.
 
 Every malformed line is refused with the file and the line number. Blank lines are skipped.
-A path must be relative (it is joined to the root); spaces inside a path are not supported,
-since the two columns are separated by whitespace.
+A path must be relative (it is joined to the root). By default the two columns are separated
+by whitespace (mmaction2's `path label`), so a path cannot hold a space; `separator` names
+another one, as PySlowFast's ``DATA.PATH_LABEL_SEPARATOR`` does (UniFormerV2's lists use
+","): each line is then split at the last separator, and the path may hold spaces.
+
+    >>> from pathlib import Path
+    >>> _ = Path("k400.csv").write_text("abseiling/a b.mp4,0\\nair drumming/c.mp4,1\\n")
+    >>> [(e.path, e.label) for e in read_list("k400.csv", separator=",")]
+    [('abseiling/a b.mp4', 0), ('air drumming/c.mp4', 1)]
 """
 
 from __future__ import annotations
@@ -32,17 +39,25 @@ def _lines(path, what: str) -> list[str]:
         raise ValueError(f"{what} {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def read_list(path, num_classes: int | None = None) -> list[Entry]:
-    """The clips of a list file, in order. num_classes: labels must lie in [0, num_classes)."""
+def read_list(path, num_classes: int | None = None, separator: str | None = None) -> list[Entry]:
+    """The clips of a list file, in order. num_classes: labels must lie in [0, num_classes).
+    separator: None splits the columns at whitespace; a string (such as ",") splits each line
+    at its last occurrence, so that the path may hold spaces."""
+    if separator is not None and (not isinstance(separator, str) or not separator or "\n" in separator):
+        raise ValueError(f"the list separator must be a non-empty string on one line, such as ',' or ' ', got {separator!r}")
     entries = []
     for number, line in enumerate(_lines(path, "list file"), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        fields = line.split()
-        if len(fields) != 2:
+        if separator is None or separator.isspace():
+            fields = line.split()
+        else:
+            fields = [f.strip() for f in line.strip().rsplit(separator, 1)]
+        shown = "relative/path.mp4 <label>" if separator is None or separator.isspace() else f"relative/path.mp4{separator}<label>"
+        if len(fields) != 2 or not all(fields):
             raise ValueError(
-                f"{where}: expected 'relative/path.mp4 <label>' (two columns), got {len(fields)} "
+                f"{where}: expected '{shown}' (two columns), got {len(fields)} "
                 f"column(s): {line.strip()[:80]!r}"
             )
         clip, label_text = fields

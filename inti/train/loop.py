@@ -5,6 +5,12 @@ takes `accum` micro-batches from the epoch sampler, clips the gradient norm and 
 every `eval_every` steps it evaluates and checkpoints. DDP is on when torchrun's environment
 says so (`distributed.setup`): each rank takes its share of every global batch, gradients are
 averaged by DistributedDataParallel, and only rank 0 logs and writes.
+
+The toolkit (spec/00-method.md §13) comes from the config: the model's stochastic depth and
+activation checkpointing are set from it; a mixed batch (`mixup`, `cutmix`) trains on soft
+targets, its draws a function of (seed, step, rank, micro-batch); the EMA of the weights
+(`ema_decay`) is updated after every step, evaluated beside the raw weights (the ``eval_ema``
+records) and saved in every checkpoint, so a resumed run restores it bitwise.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from ..data.datasets import EpochSampler, make_loader
 from . import checkpoint as ckpt
 from .config import TrainConfig, changed_fields
 from .distributed import World, gather
+from .ema import EMA
+from .mixup import VideoMixup, soft_cross_entropy, step_generator
 from .optim import build_optimizer, set_lr
 
 
@@ -73,7 +81,11 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
     if out is not None and world.main:
         Path(out).mkdir(parents=True, exist_ok=True)
     raw = model.to(device)
+    raw.set_drop_path(cfg.drop_path).set_grad_checkpointing(cfg.grad_checkpoint)
     optimizer = build_optimizer(raw, cfg)
+    ema = EMA(raw, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    mixer = VideoMixup(cfg.mixup, cfg.cutmix, raw.cfg.num_classes, cfg.mix_prob, cfg.mix_switch_prob,
+                       cfg.label_smoothing) if cfg.mixes else None
     frozen = {n: p.detach().clone() for n, p in raw.named_parameters() if not p.requires_grad}
     log = Log(out, world)
     data_config = dict(data_config or {})
@@ -84,7 +96,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
             raise ValueError(f"--resume: no checkpoint in {str(out)!r} to resume from")
         path, tensors, state = found
         as_stored = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples come back as lists
-        problems = (changed_fields(state["train_config"], as_stored(cfg.to_dict()))
+        problems = (changed_fields(state["train_config"], as_stored(cfg.to_dict()), as_stored(TrainConfig().to_dict()))
                     + changed_fields(state["data"], as_stored(data_config)))
         if state["model_config"] != raw.cfg:
             problems.append(f"model config: {state['model_config']} -> {raw.cfg}")
@@ -92,6 +104,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
             raise ckpt.CheckpointMismatch(f"cannot resume from {str(path)!r} with a changed config: " + "; ".join(problems))
         ckpt.load_model(raw, tensors, path)
         ckpt.load_optimizer(optimizer, tensors, path)
+        if ema is not None:
+            ema.load(tensors, repr(str(path)))
         ckpt.restore_rng(tensors, state)
         step, epoch, batch, best = state["step"], state["epoch"], state["batch"], state["best"]
         log.history = state["history"]
@@ -114,7 +128,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
 
     def save_state(path):
         ckpt.save(path, raw, optimizer, {"step": step, "epoch": epoch, "batch": batch, "best": best,
-                                         "history": log.history, "train_config": cfg.to_dict(), "data": data_config})
+                                         "history": log.history, "train_config": cfg.to_dict(), "data": data_config},
+                  extra=ema.tensors() if ema is not None else None)
 
     def checkpoint(metrics=None):
         nonlocal best
@@ -139,16 +154,20 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
             if videos is None:
                 continue
             sync = contextlib.nullcontext() if k == cfg.accum - 1 or world.size == 1 else net.no_sync()
+            videos, labels = videos.to(device), labels.to(device)
+            if mixer is not None:  # soft targets; the draws replay on resume
+                videos, targets = mixer(videos, labels, step_generator(cfg.seed, step, world.rank, k))
             with sync, _autocast(device, cfg.bf16):
                 try:
-                    logits = net(videos.to(device))
+                    logits = net(videos)
                 except ValueError as e:  # the model's own check: non-finite values from finite inputs
                     if "NaN or infinite" not in str(e):
                         raise
                     loss_sum = math.nan
                     say(f"step {step + 1}: {e}")
                     break
-                loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=cfg.label_smoothing)
+                loss = soft_cross_entropy(logits, targets) if mixer is not None else \
+                    F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
             (loss / cfg.accum).backward()
             loss_sum += float(loss.detach()) / cfg.accum
             seen += len(labels) * world.size
@@ -162,6 +181,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.clip_grad)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(raw)
         step += 1
         net_loss = loss_sum
         if progress is not None:
@@ -175,6 +196,9 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
                 if val_data is not None else None
             if metrics is not None:
                 log({"step": step, "eval": metrics})
+                if ema is not None:  # the average, beside the raw weights; "best" follows the raw ones [ours]
+                    log({"step": step, "eval_ema": evaluate(ema.model(raw), val_data, batch_size=micro, world=world,
+                                                            workers=workers, bf16=cfg.bf16)})
             checkpoint(metrics)
             raw.train()
     for name, p in raw.named_parameters():  # a frozen backbone stays bitwise unchanged
@@ -217,8 +241,8 @@ def evaluate(model, data, *, batch_size: int = 8, world: World = World(), worker
         p = logits.float().softmax(-1).unflatten(0, (len(y), views)).mean(1)  # (B, K)
         probs.append(p.cpu())
         labels.append(y)
-        for j in range(len(cfg.schedule)):
-            a = trace[f"merges.{j}.weights"].float()  # (b, t, N) or (b, t, N, C)
+        for j, a in enumerate(ref.trace_weights(trace, cfg)):
+            a = a.float()  # (b, t, N) or (b, t, N, C)
             pair = a.unflatten(1, (a.shape[1] // 2, 2))  # (b, t/2, 2, ...)
             share = pair / pair.sum(2, keepdim=True).clamp_min(1e-12)  # normalized for sigmoid, as is for softmax
             merges[j].append((float(_entropy_bits(share[:, :, 0]).sum()), float((pair.amax(2) > 0.9).sum()),

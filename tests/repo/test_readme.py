@@ -1,13 +1,17 @@
-"""The README tells the truth: its two opening commands, the set-up they rely on, and the
-figures it prints, compared with what the code prints today."""
+"""The README and the documentation pages tell the truth: the README's two opening commands, the
+set-up they rely on, how to run the venv's commands, and the outputs and examples they print,
+compared with what the code prints and does today."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+GUIDES = ROOT / "docs" / "guides"
 
 
 def code_blocks(text: str) -> list[str]:
@@ -52,19 +56,47 @@ def test_setup_pins_torch_first_and_pyproject_stays_permissive():
     assert not re.search(r'"torch\s*==', pyproject), "pyproject.toml must not pin torch"
 
 
+def test_readme_says_how_to_run_the_venvs_commands():
+    """`inti` lives in .venv/bin: the README must say to activate the venv or to use the path."""
+    assert "source .venv/bin/activate" in README and ".venv/bin/inti" in README
+
+
 def test_cost_table_is_what_inti_cost_paper_prints(capsys):
     from inti.cli import main
 
     assert main(["cost", "--paper"]) == 0
     printed = capsys.readouterr().out.rstrip()
-    blocks = [b.rstrip() for b in code_blocks(README) if "inti cost --paper" in b]
-    assert blocks, "the README must carry the output of `inti cost --paper`"
+    page = (GUIDES / "cost.md").read_text()
+    blocks = [b.rstrip() for b in code_blocks(page) if "inti cost --paper" in b]
+    assert blocks, "docs/guides/cost.md must carry the output of `inti cost --paper`"
     assert blocks[0] == printed
 
 
-def test_readme_python_example_runs():
-    example = next(b for b in code_blocks(README) if b.startswith("import numpy as np, torch"))
+@pytest.mark.parametrize("name, text", [("README.md", README), ("docs/guides/use.md", None)])
+def test_python_example_runs(name, text):
+    """The README's ten lines and the use guide's longer example run as written."""
+    text = text if text is not None else (ROOT / name).read_text()
+    example = next(b for b in code_blocks(text) if b.startswith("import numpy as np, torch"))
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, name, "exec"), namespace)
     assert namespace["logits"].shape == (2, 10)
     assert list(namespace["trace"]) == list(namespace["trace_t"])
+
+
+TRACKER = re.compile(r"\b[Ii]ssues? #?\d+")
+
+
+def tracked_sources() -> list[Path]:
+    """The repository's own text: docs, spec, code, tests, tutorials, recipes (git's list)."""
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    keep = (".md", ".py", ".toml", ".yml", ".txt")
+    return [ROOT / n for n in names.decode().split("\0") if n.endswith(keep) and (ROOT / n).is_file()]
+
+
+def test_no_tracker_numbers_in_code_or_docs():
+    """Comments and docs say the rule, never a tracker number ("issue 14: ...")."""
+    hits = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in tracked_sources()
+            for m in TRACKER.finditer(p.read_text(errors="replace")) if p != Path(__file__).resolve()]
+    assert not hits, hits

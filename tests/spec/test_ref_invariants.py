@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import ref
 from ref.block import block
 from ref.interpolation import merge, pair
+from ref.model import block_key, merge_key
 from ref.params import scope
 from ref.predictor import local_branch
 from inti.tolerances import rel_err
@@ -32,17 +33,6 @@ EPS64 = tolerance(F64)  # the float64 bar, also used as the relative slack of ex
 
 
 # ---- helpers: where each trace entry sits ------------------------------------------------
-
-def expected_keys(cfg: ref.ModelConfig) -> list[str]:
-    """The trace keys of `ref.forward`, in order (its docstring)."""
-    keys = ["embed"]
-    for i in range(cfg.depth):
-        keys.append(f"blocks.{i}")
-        if i + 1 in cfg.schedule:
-            j = cfg.schedule.index(i + 1)
-            keys += [f"merges.{j}.scores", f"merges.{j}.weights", f"merges.{j}.tokens"]
-    return keys + ["pooled", "features", "logits"]
-
 
 def stage(cfg: ref.ModelConfig, key: str) -> int | None:
     """How many merges came before a trace entry with a frame axis; None for the readout."""
@@ -77,7 +67,7 @@ def test_trace_shapes_and_final_frames(case):
     B, T0 = video.shape[:2]
     N, C = cfg.num_tokens, cfg.width
     logits, trace = forward(case)
-    assert list(trace) == expected_keys(cfg)
+    assert list(trace) == ref.trace_keys(cfg)  # the keys are pinned in test_ref_trace_keys.py
     for key, value in trace.items():
         s = stage(cfg, key)
         if s is None:
@@ -124,7 +114,7 @@ def test_softmax_merge_is_convex(case):
     cfg = case.cfg
     _, trace = forward(case)
     for j, k in enumerate(cfg.schedule):
-        x, a, y = trace[f"blocks.{k - 1}"], trace[f"merges.{j}.weights"], trace[f"merges.{j}.tokens"]
+        x, a, y = trace[block_key(k - 1)], trace[merge_key(j, "weights")], trace[merge_key(j, "tokens")]
         assert np.all(a > 0) and np.all(a < 1), f"merge {j}: weights outside (0, 1): [{a.min()}, {a.max()}]"
         assert_close(pair(a).sum(axis=2), np.ones_like(a[:, ::2]), F64, name=f"merge {j}: pair sums of weights")
         first, second = pairs_of(x)
@@ -138,7 +128,7 @@ def test_random_scores_make_uneven_weights():
     case = nano_case()
     _, trace = forward(case)
     for j in range(len(case.cfg.schedule)):
-        a = trace[f"merges.{j}.weights"]
+        a = trace[merge_key(j, "weights")]
         assert np.abs(a - 0.5).max() > 0.1, f"merge {j}: weights stay near 1/2, the convexity tests would be trivial"
 
 
@@ -171,7 +161,7 @@ def test_identical_frames_in_the_model(case):
     video = np.repeat(case.video[:, ::2], 2, axis=1)
     _, trace = forward(case, video=video)
     k = case.cfg.schedule[0]
-    first, second = pairs_of(trace[f"blocks.{k - 1}"])
+    first, second = pairs_of(trace[block_key(k - 1)])
     assert_close(second, first, F64, name=f"blocks.{k - 1}: the two frames of each pair")
     assert_close(trace["merges.0.tokens"], first, F64, name="merges.0.tokens")
 
@@ -196,10 +186,10 @@ def test_zero_init_merge_is_exactly_the_mean(case):
     cfg = case.cfg
     _, trace = forward(case, params=case.params())  # score layers zero, as initialized
     for j, k in enumerate(cfg.schedule):
-        np.testing.assert_array_equal(trace[f"merges.{j}.weights"], 0.5, err_msg=f"merge {j}: weights")
-        first, second = pairs_of(trace[f"blocks.{k - 1}"])
+        np.testing.assert_array_equal(trace[merge_key(j, "weights")], 0.5, err_msg=f"merge {j}: weights")
+        first, second = pairs_of(trace[block_key(k - 1)])
         # 0.5*a + 0.5*b and (a + b) / 2 round identically: halving is exact in binary.
-        np.testing.assert_array_equal(trace[f"merges.{j}.tokens"], (first + second) / 2, err_msg=f"merge {j}: tokens")
+        np.testing.assert_array_equal(trace[merge_key(j, "tokens")], (first + second) / 2, err_msg=f"merge {j}: tokens")
 
 
 # ---- 5. S = () is the naive adaptation -----------------------------------------------------
@@ -216,7 +206,7 @@ def test_empty_schedule_is_naive_per_frame_average(case):
     for f in range(video.shape[1]):
         _, single = ref.forward(params, video[:, f : f + 1], cfg, return_trace=True)
         for i in range(cfg.depth):
-            assert_close(trace[f"blocks.{i}"][:, f : f + 1], single[f"blocks.{i}"], F64, name=f"blocks.{i}, frame {f}")
+            assert_close(trace[block_key(i)][:, f : f + 1], single[block_key(i)], F64, name=f"blocks.{i}, frame {f}")
         pooled.append(single["pooled"])
     expected = np.mean(pooled, axis=0)  # (B, C)
     assert_close(trace["pooled"], expected, F64, name="pooled")
@@ -380,7 +370,7 @@ def contributions_by_loop(weights: list[np.ndarray]) -> np.ndarray:
 def test_contributions(case):
     cfg = case.cfg
     _, trace = forward(case)
-    weights = [trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]
+    weights = ref.trace_weights(trace, cfg)
     c = ref.contributions(weights)
     B, T0 = case.video.shape[:2]
     assert c.shape == (B, T0, cfg.num_tokens)
@@ -432,7 +422,7 @@ def test_sigmoid_and_mean_weights(case):
     cfg = case.cfg
     _, trace = forward(case)
     for j in range(len(cfg.schedule)):
-        s, a = trace[f"merges.{j}.scores"], trace[f"merges.{j}.weights"]
+        s, a = trace[merge_key(j, "scores")], trace[merge_key(j, "weights")]
         if cfg.weight_fn == "mean":
             np.testing.assert_array_equal(s, 0.0)
             np.testing.assert_array_equal(a, 0.5)

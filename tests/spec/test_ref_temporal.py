@@ -21,10 +21,11 @@ from ref.attention import attention
 from ref.config import TEMPORAL_PRESETS, with_temporal
 from ref.cost import block_macs, temporal_macs
 from ref.interpolation import pair
+from ref.model import block_key, merge_key
 from ref.params import is_temporal_key, scope, without_temporal
 from ref.temporal import bottleneck, st_adapter, temporal_attention, temporal_conv
 from strategies import MODULES, Case, cases, configs, make_video, nano_case
-from test_ref_invariants import expected_keys, stage
+from test_ref_invariants import stage
 from tolerances import assert_close, tolerance
 
 F64 = "float64"
@@ -141,7 +142,7 @@ def test_shapes_and_batch_independence_with_modules(case):
     cfg = case.cfg
     params = case.params(random_scores=True, random_modules=True)
     _, before = forward(case, params)
-    assert list(before) == expected_keys(cfg)
+    assert list(before) == ref.trace_keys(cfg)
     B, T0 = case.video.shape[:2]
     for key, value in before.items():
         s = stage(cfg, key)
@@ -161,12 +162,12 @@ def test_merges_stay_convex_with_modules(case):
     """§5, invariants 2 and 9: the merges' weights and tokens do not care what made their input."""
     _, trace = forward(case)
     for j, k in enumerate(case.cfg.schedule):
-        x, a, y = trace[f"blocks.{k - 1}"], trace[f"merges.{j}.weights"], trace[f"merges.{j}.tokens"]
+        x, a, y = trace[block_key(k - 1)], trace[merge_key(j, "weights")], trace[merge_key(j, "tokens")]
         assert np.all(a > 0) and np.all(a < 1)
         p = pair(x)
         slack = EPS64 * max(1.0, float(np.abs(x).max()))
         assert np.all(y >= np.minimum(p[:, :, 0], p[:, :, 1]) - slack) and np.all(y <= np.maximum(p[:, :, 0], p[:, :, 1]) + slack)
-    weights = [trace[f"merges.{j}.weights"] for j in range(len(case.cfg.schedule))]
+    weights = ref.trace_weights(trace, case.cfg)
     c = ref.contributions(weights)
     B, T0 = case.video.shape[:2]
     g = 2 ** len(case.cfg.schedule)
@@ -197,13 +198,13 @@ def predicted_reach(cfg: ref.ModelConfig, f: int, T0: int) -> dict[str, set[int]
                 reach = {q for p in reach for q in (p - 1, p, p + 1) if 0 <= q < t}
         if i in cfg.module_blocks and cfg.temporal == "aim":
             reach = set(range(t))
-        out[f"blocks.{i - 1}"] = reach
+        out[block_key(i - 1)] = reach
         if i in cfg.schedule:
             j = cfg.schedule.index(i)
-            out[f"merges.{j}.scores"] = reach
-            out[f"merges.{j}.weights"] = {q for q in range(t) if q // 2 in {p // 2 for p in reach}} if cfg.weight_fn == "softmax" else reach
+            out[merge_key(j, "scores")] = reach
+            out[merge_key(j, "weights")] = {q for q in range(t) if q // 2 in {p // 2 for p in reach}} if cfg.weight_fn == "softmax" else reach
             reach, t = {p // 2 for p in reach}, t // 2
-            out[f"merges.{j}.tokens"] = reach
+            out[merge_key(j, "tokens")] = reach
     return out
 
 
@@ -249,7 +250,7 @@ def test_receptive_field_by_hand():
                    "blocks.2": {0, 1}, "blocks.3": {0, 1}}
     # frame 1 of merged stage 2 stands for input frames 4-7: reach 8 input frames after 4 blocks
     before, after = perturbed(naive, 0)
-    assert [moved_frames(before[f"blocks.{i}"], after[f"blocks.{i}"]) for i in range(4)] == [
+    assert [moved_frames(before[block_key(i)], after[block_key(i)]) for i in range(4)] == [
         {0, 1}, {0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2, 3, 4}]  # one input frame per block
 
 

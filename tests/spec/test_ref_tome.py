@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 import ref
 from ref.attention import attention
-from ref.tome import bipartite_soft_matching, constant_r, merge_wavg, most_merges, tome_macs, tome_schedule
+from ref.model import block_key
+from ref.tome import bipartite_soft_matching, constant_r, merge_wavg, most_merges, tome_key, tome_macs, tome_schedule
 from strategies import Case, cases, configs, make_video, tome_r
 
 # The experiment's config (spec/00-method.md §14.4): 32 px, patch 8 -> 16 patches, N = 17.
@@ -126,15 +127,15 @@ def test_sizes_sum_to_the_token_count(case, data):
     _, trace = ref.tome_forward(case.params(), case.video, cfg, r, return_trace=True)
     n = cfg.num_tokens
     for i, k in enumerate(r):
-        assert trace[f"blocks.{i}"].shape[2] == n - k
+        assert trace[block_key(i)].shape[2] == n - k
         if k:
-            size = trace[f"tome.{i}.size"]
-            assert size.shape == trace[f"blocks.{i}"].shape[:3]
+            size = trace[tome_key(i, "size")]
+            assert size.shape == trace[block_key(i)].shape[:3]
             assert np.array_equal(size.sum(axis=-1), np.full(size.shape[:2], cfg.num_tokens, dtype=size.dtype))
             assert np.array_equal(size, np.round(size)) and size.min() >= 1
-            assert np.all(size[..., 0] == 1) and not np.any(trace[f"tome.{i}.src"] == 0)  # class token
+            assert np.all(size[..., 0] == 1) and not np.any(trace[tome_key(i, "src")] == 0)  # class token
         else:
-            assert f"tome.{i}.size" not in trace
+            assert tome_key(i, "size") not in trace
         n -= k
 
 

@@ -9,6 +9,7 @@ tables and the figure, with its GEMM rate and per-op profile.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -216,7 +217,7 @@ def test_fixed_malloc_sets_glibc_thresholds_and_leaves_a_users_alone():
     import subprocess
     import sys
 
-    code = "from benchmarks.measure import fixed_malloc, machine_info; print(fixed_malloc(), machine_info('cpu')['malloc_fixed'])"
+    code = "from benchmarks.machine import describe, fixed_malloc; print(fixed_malloc(), describe('cpu')['malloc_fixed'])"
 
     def run(env):
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -244,19 +245,6 @@ def test_a_freeze_row_compiles_frozen_and_agrees_with_eager(tmp_path):
     assert inductor_config.freezing is False
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dtypes", "f32,f64"], "--dtypes takes a comma-separated subset of f32,bf16,f16, got 'f32,f64'"),
-    (["--preset", "vit_x"], "unknown preset 'vit_x'"),
-    (["--rounds", "0"], "--rounds must be at least 1, got 0"),
-])
-def test_attention_benchmark_refuses_bad_arguments(argv, message, capsys):
-    from benchmarks import attention
-
-    with pytest.raises(SystemExit) as e:
-        attention.main(argv)
-    assert e.value.code == 2 and message in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("policy, recorded, spin", [
     (None, "PASSIVE", "0"),                # unset: the benchmarks' PASSIVE, no spinning
     ("default", "default", "300000"),      # libgomp's own: spin, then sleep
@@ -264,7 +252,7 @@ def test_attention_benchmark_refuses_bad_arguments(argv, message, capsys):
 ])
 def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin):
     """In a child process (libgomp reads its settings once, when torch loads): the policy that
-    machine_info records is the one the OpenMP runtime runs, read back from libgomp's own
+    benchmarks.machine.describe records is the one the OpenMP runtime runs, read back from libgomp's own
     OMP_DISPLAY_ENV report (its GOMP_SPINCOUNT: 0 passive, 300000 its default, 3e10 active);
     `default` is removed from the environment, so libgomp never sees a value it rejects."""
     import os
@@ -274,8 +262,8 @@ def test_omp_wait_policy_reaches_libgomp_and_is_recorded(policy, recorded, spin)
     maps = Path("/proc/self/maps")  # torch is loaded in this process: is its OpenMP libgomp?
     if "OpenMP" not in torch.__config__.parallel_info() or not maps.exists() or "libgomp" not in maps.read_text():
         pytest.skip("torch here does not use GNU OpenMP (libgomp)")  # the spin counts are libgomp's
-    code = ("import benchmarks, os, torch; from benchmarks.measure import machine_info; torch.ones(4).sum(); "
-            "m = machine_info('cpu'); print(m['OMP_WAIT_POLICY'], m['omp_wait_policy_before_torch'], "
+    code = ("import benchmarks, os, torch; from benchmarks.machine import describe; torch.ones(4).sum(); "
+            "m = describe('cpu'); print(m['OMP_WAIT_POLICY'], m['omp_wait_policy_before_torch'], "
             "os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if policy:
@@ -300,3 +288,165 @@ def test_no_layout_optimization_reaches_the_compiler_and_is_recorded(tmp_path):
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert row["inductor_layout_optimization"] is False and row["checks"]["compiled_vs_eager"]["ok"]
     assert inductor_config.layout_optimization is True
+
+
+# ---------------------------------------------------------------------------------------------
+# The package's shape: no import cycle among benchmarks' modules (function-local imports
+# included, and the package's __init__ that every submodule runs first), and no module reaching
+# for another project module's private (_name) helpers.
+
+PROJECT = ("ref", "torch_impl", "inti", "benchmarks")
+
+
+def benchmark_modules() -> dict[str, str]:
+    """{dotted name: source} of benchmarks/ (the package's __init__ as "benchmarks")."""
+    return {("benchmarks" if p.stem == "__init__" else f"benchmarks.{p.stem}"): p.read_text()
+            for p in sorted((ROOT / "benchmarks").glob("*.py"))}
+
+
+def imports_of(source: str, module: str, known: set[str]) -> list[tuple[str, str | None, int]]:
+    """(module imported, name taken from it or None, line) for every import anywhere in the
+    source; relative imports resolved against `module`, `from pkg import sub` as module pkg.sub
+    when pkg.sub is one of `known`."""
+    package = module if module == "benchmarks" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.append((sub, None, node.lineno) if sub in known else (target, alias.name, node.lineno))
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_uses(source: str, module: str, known: set[str]) -> list[str]:
+    """Private names of another project module that this one imports or reads as an attribute
+    (`from .timing import _sync`, `import inti._x`, `timing._sync` after `from . import timing`)."""
+    bad, aliases = [], {}
+    for target, name, line in imports_of(source, module, known):
+        if target.split(".")[0] not in PROJECT or target == module:
+            continue
+        if any(_private(part) for part in target.split(".")):
+            bad.append(f"{module}:{line} imports the private module {target}")
+        if name is not None and _private(name):
+            bad.append(f"{module}:{line} imports {name} from {target}")
+    tree = ast.parse(source)
+    for node in ast.walk(tree):  # the names that stand for project modules here
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PROJECT:
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            for target, name, _ in imports_of(ast.unparse(node), module, known):
+                if name is None and target.split(".")[0] in PROJECT:
+                    aliases[target.rsplit(".", 1)[-1]] = target
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
+                and _private(node.attr) and aliases[node.value.id] != module:
+            bad.append(f"{module}:{node.lineno} reads {node.value.id}.{node.attr}")
+    return bad
+
+
+def import_cycles(sources: dict[str, str]) -> list[list[str]]:
+    """The cycles of the import graph among `sources` (each submodule also runs its package's
+    __init__ first), each as the list of modules along it."""
+    known = set(sources)
+    graph = {m: sorted({t for t, _, _ in imports_of(s, m, known) if t in known and t != m}
+                       | ({m.rsplit(".", 1)[0]} & known if "." in m else set())) for m, s in sources.items()}
+    cycles, state = [], {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for n in graph[m]:
+            if state.get(n) == "open":
+                cycles.append(path[path.index(n):] + [n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    return cycles
+
+
+def test_benchmarks_have_no_import_cycle_and_no_private_imports():
+    sources = benchmark_modules()
+    assert {"benchmarks.machine", "benchmarks.timing", "benchmarks.runner", "benchmarks.flags"} <= set(sources)
+    assert import_cycles(sources) == []
+    bad = [b for m, s in sources.items() for b in private_uses(s, m, set(sources))]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_cycle_and_private_checks_catch_what_they_guard():
+    """The two checks above, on planted sources: a cycle closed by a function-local import, one
+    through the package's __init__, and each way of reaching a private name."""
+    assert import_cycles({
+        "benchmarks": "", "benchmarks.a": "from .b import f\n",
+        "benchmarks.b": "def f():\n    from .a import g\n",
+    }) == [["benchmarks.a", "benchmarks.b", "benchmarks.a"]]
+    assert import_cycles({"benchmarks": "from . import a\n", "benchmarks.a": "X = 1\n"}) == [
+        ["benchmarks", "benchmarks.a", "benchmarks"]]
+    assert import_cycles({"benchmarks": "", "benchmarks.a": "from . import b\n", "benchmarks.b": "import os\n"}) == []
+    known = {"benchmarks", "benchmarks.a", "benchmarks.timing"}
+    for source in ("from .timing import _sync\n", "def f():\n    from inti.train.loop import _autocast\n",
+                   "from . import timing\ntiming._sync('cpu')\n", "import inti._private\n",
+                   "import benchmarks.timing as t\nt._sync('cpu')\n"):
+        assert private_uses(source, "benchmarks.a", known), source
+    for source in ("from .timing import sync\n", "import torch._inductor.config\n", "from . import OMP_WAIT_POLICY\n",
+                   "def _mine():\n    pass\n_mine()\n", "from .timing import __doc__\n"):
+        assert not private_uses(source, "benchmarks.a", known), source
+
+
+def test_the_export_benchmark_runs(tmp_path, capsys):
+    """benchmarks/export_speed.py on nano at 4 frames, one round, float32 only: every contender
+    is checked against torch and timed, and both result files are written."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from benchmarks import export_speed
+
+    assert export_speed.main(["--presets", "nano", "--frames", "4", "--repeats", "1", "--no-int8",
+                              "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "export_speed.json").read_text())
+    assert [r["schedule"] for r in report["rows"]] == ["naive ()", "InTI (1, 2)"]
+    for row in report["rows"]:
+        assert set(row["results"]) == {"torch eager", "onnxruntime f32"}
+        for r in row["results"].values():
+            assert len(r["times_s"]) == 1 and r["median_s"] > 0 and r["rel_err"] <= 2e-4  # the float32 bar
+    assert report["machine"]["cpu"] and "| nano | InTI (1, 2) |" in (tmp_path / "export_speed.md").read_text()
+
+
+def test_the_benchmark_docs_link_only_to_what_exists():
+    """benchmarks/README.md and the lab notebook in benchmarks/results/ link to files (and
+    headings) that are there: the history moved, its links did not break."""
+    import re
+
+    def slug(heading):
+        return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+    pages = [ROOT / "benchmarks" / "README.md", ROOT / "benchmarks" / "results" / "HISTORY.md"]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and anchor not in {slug(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}:
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
+    history = pages[1].read_text()
+    for result in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
+        assert result.name == "HISTORY.md" or f"]({result.name})" in history, f"HISTORY.md does not list {result.name}"

@@ -454,11 +454,11 @@ def test_committed_results_have_every_planned_run_and_verdict():
 
 @committed
 def test_the_shipped_checkpoint_is_the_one_the_committed_run_wrote():
-    from inti.assets import trained_checkpoint
+    from inti.assets import trained_weights
     from inti.io.params import load_params
 
     result = json.loads((REPORT / "results.json").read_text())
-    path = trained_checkpoint()
+    path = trained_weights()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == result["checkpoint_sha256"]
     assert path.stat().st_size <= 1_100_000
     _, cfg = load_params(path)
@@ -470,7 +470,7 @@ def test_the_shipped_checkpoint_measures_what_the_results_say():
     """Its test top-1 and digit share on the first 256 test clips of the first seed, against the
     whole test set's figures in results.json, within the subset's sampling tolerance (3.5
     standard errors, the finite-population correction applied)."""
-    from inti.assets import trained_checkpoint
+    from inti.assets import trained_weights
     from inti.experiments.evidence.run import digit_share
     from inti.io.params import load_params
     from torch_impl import from_ref_params
@@ -478,7 +478,7 @@ def test_the_shipped_checkpoint_measures_what_the_results_say():
     result = json.loads((REPORT / "results.json").read_text())
     row = next(r for r in result["rows"] if r["task"] == "informative" and r["arm"] == "inti")
     seed, total, m = row["seeds"][0], result["plan"]["test_clips"], 256
-    params, cfg = load_params(trained_checkpoint())
+    params, cfg = load_params(trained_weights())
     model = from_ref_params(params, cfg, dtype=torch.float32).eval()
     made = [tasks.task_clip("informative", "test", i, seed) for i in range(m)]
     x = torch.from_numpy(np.stack([tasks.to_input(f) for f, _, _ in made]))

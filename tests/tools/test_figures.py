@@ -51,7 +51,7 @@ def _torch_weights(params, cfg, video):
     model = torch_impl.from_ref_params(params, cfg, dtype=torch.float64).eval()
     with torch.no_grad():
         _, trace = model(torch.from_numpy(video).double(), return_trace=True)
-    return [trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]
+    return ref.trace_weights(trace, cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def test_sigmoid_contributions_do_not_sum_to_one():
     params = randomize_scores(ref.init_params(cfg), cfg)
     video = np.random.default_rng(1).standard_normal((1, FRAMES, 3, 64, 64))
     _, trace = ref.forward(params, video, cfg, return_trace=True)
-    c = ref.contributions([trace["merges.0.weights"], trace["merges.1.weights"]])
+    c = ref.contributions(ref.trace_weights(trace, cfg))
     assert np.abs(_group_sums(c, cfg.min_frames) - 1).max() > 1e-3
     assert "need not sum to 1" in figures.contributions_caption(c[0], cfg)
 
@@ -109,7 +109,7 @@ def test_sigmoid_contributions_do_not_sum_to_one():
 def test_zero_initialized_predictor_gives_uniform_maps(clip):
     params = ref.init_params(CFG, seed=0)
     _, trace = ref.forward(params, clip[None].astype(np.float64), CFG, return_trace=True)
-    c = ref.contributions([trace["merges.0.weights"], trace["merges.1.weights"]])
+    c = ref.contributions(ref.trace_weights(trace, CFG))
     np.testing.assert_array_equal(c, 0.25)  # exactly 1/2 * 1/2
     ct = torch_impl.contributions(_torch_weights(params, CFG, clip[None])).numpy()
     np.testing.assert_array_equal(ct, 0.25)

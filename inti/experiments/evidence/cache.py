@@ -94,9 +94,9 @@ def pretrain(seed: int, steps: int, cache: Path | None) -> dict:
     from ...io.params import load_params, save_params
 
     if steps == 0:
-        from ...assets import trained_checkpoint
+        from ...assets import trained_weights
 
-        params, cfg = load_params(trained_checkpoint())
+        params, cfg = load_params(trained_weights())
         return {"params": params, "cfg": cfg, "cached": True, "seconds": 0.0, "val_top1": None}
     path = None if cache is None else Path(cache) / f"pretrained-seed{seed}-{steps}.safetensors"
     if path is not None and path.exists() and path.with_suffix(".json").exists():

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import ref
 from torch_impl import InTIModel
 from torch_impl.embed import patchify
 from torch_impl.interpolation import interpolate, pair
@@ -68,7 +69,7 @@ class ArmModel(InTIModel):
             else:
                 h, decided = self.merges[j](h)
                 weights = decided["weights"]
-            trace[f"merges.{j}.weights"] = weights
+            trace[ref.merge_key(j, "weights")] = weights
         if self.keep is not None and k == self.drop_after:
             h = self.drop_tokens(h)
         return h

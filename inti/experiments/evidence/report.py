@@ -55,7 +55,7 @@ def keep_checkpoint(model, arm, scale, out: Path, name: str, seed: int) -> None:
         net = from_ref_params(p, cfg, dtype=torch.float32).eval()
         with torch.no_grad():
             _, trace = net(torch.from_numpy(videos), return_trace=True)
-        return ref.contributions([trace[f"merges.{j}.weights"].numpy() for j in range(len(cfg.schedule))])
+        return ref.contributions([w.numpy() for w in ref.trace_weights(trace, cfg)])
 
     untrained = fit_params(params, cfg, cfg, seed, "the trained model", keep_new=False)
     learned_figure(videos, maps(params), maps(untrained), cfg, [list(d) for d in made["digits"][:MAP_CLIPS]],

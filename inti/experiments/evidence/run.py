@@ -12,6 +12,7 @@ cached features, their regularization chosen on val in the run.
 from __future__ import annotations
 
 import time
+from itertools import count, takewhile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def predict(model, data: store.Clips, batch: int = 256) -> dict:
         labels = torch.tensor([y for _, y, _ in items])
         logits, trace = model(x, return_trace=True)
         correct.append((logits.argmax(-1) == labels).numpy())
-        merges = sorted(k for k in trace if k.startswith("merges.") and k.endswith(".weights"))
+        merges = list(takewhile(trace.__contains__, (ref.merge_key(j, "weights") for j in count())))
         if merges:
             weights.append([trace[k].numpy() for k in merges])
         if "kept" in trace:

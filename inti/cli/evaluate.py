@@ -43,8 +43,11 @@ def run(args) -> int:
     if cfg.num_classes and classes != cfg.num_classes:
         raise CLIError(f"the checkpoint's head has {cfg.num_classes} classes, the data {classes}")
     try:
-        metrics = evaluate(model, data, batch_size=args.batch_size, world=world, workers=args.workers, bf16=args.bf16)
-        video = data[0][0]
+        metrics = evaluate(model, data, batch_size=args.batch_size, world=world, workers=args.workers, bf16=args.bf16,
+                           max_skip_fraction=args.max_skip_fraction)
+        from inti.data.datasets import BadClip
+
+        video = next(item for item in map(data.__getitem__, range(len(data))) if not isinstance(item, BadClip))[0]
         one = (video[0] if video.dim() == 5 else video)[None].to(world.device)
         flops = count_flops(model, one)["total"]
     finally:

@@ -32,6 +32,20 @@ def add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
                    help="resize the short side to this before cropping (default: the model's image size)")
     g.add_argument("--workers", type=int, default=0, metavar="N", help="loader worker processes (default: 0)")
     g.add_argument("--skip-bad", action="store_true", help="log and skip clips that are missing, unreadable or too short")
+    g.add_argument("--max-skip-fraction", type=skip_fraction, default=0.05, metavar="F",
+                   help="with --skip-bad, stop when more than this share of the clips are bad, in [0, 1) (default: 0.05)")
+    g.add_argument("--allow-outside-root", action="store_true",
+                   help="accept list-file paths that leave --root (absolute, through .. or a symlink)")
+
+
+def skip_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
 
 
 def datasets(args, frames: int, size: int, num_classes: int | None, train: bool):
@@ -51,7 +65,8 @@ def datasets(args, frames: int, size: int, num_classes: int | None, train: bool)
     needed = (["--train-list"] if train and not args.train_list else []) + ([] if val_list else ["--val-list" if train else "--list"])
     if needed or not args.root:
         raise CLIError(f"pass {', '.join(needed + ([] if args.root else ['--root']))}, or --synthetic TASK")
-    lists = dict(root=args.root, classes=args.classes, num_classes=num_classes, skip_bad=args.skip_bad, **common)
+    lists = dict(root=args.root, classes=args.classes, num_classes=num_classes, skip_bad=args.skip_bad,
+                 allow_outside_root=args.allow_outside_root, **common)
     tr = VideoListDataset(args.train_list, train=True, flip=not args.no_flip, **lists) if train else None
     va = VideoListDataset(val_list, train=False, views=getattr(args, "views", (1, 1)),
                           **dict(lists, num_classes=tr.num_classes if tr else num_classes))
@@ -81,6 +96,7 @@ def run(args) -> int:
 
     from inti.train import TrainConfig, fit
     from inti.train.distributed import setup, teardown
+    from inti.train.loop import TrainingStopped
     from inti.train.models import build
 
     if args.preset and args.pretrained:
@@ -147,7 +163,10 @@ def run(args) -> int:
 
     try:
         history = fit(model, train_data, val_data, tc, out=out, world=world, workers=args.workers, resume=args.resume,
-                      stop_after=args.stop_after, data_config=data_config, progress=progress, say=say)
+                      stop_after=args.stop_after, data_config=data_config, progress=progress, say=say,
+                      max_skip_fraction=args.max_skip_fraction)
+    except TrainingStopped as e:  # expected for bad data or a diverging run: one line, exit 2
+        raise CLIError(str(e)) from None
     finally:
         bar.close()
         teardown(world)
@@ -156,6 +175,11 @@ def run(args) -> int:
         last = evals[-1]
         say("final evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in last.items()))
+    steps = [r for r in history if "skipped_total" in r]
+    if steps and steps[-1]["skipped_total"]:
+        say(f"bad clips skipped in training: {steps[-1]['skipped_total']} times, {steps[-1]['bad_clips']} distinct "
+            f"(--skip-bad, at most {args.max_skip_fraction:g} of the clips); in the last evaluation: "
+            f"{evals[-1]['skipped'] if evals else 0}")
     say(f"checkpoints in {out}/ (last.safetensors, best.safetensors, checkpoints/), metrics in {out}/metrics.jsonl")
     return EXIT_OK
 

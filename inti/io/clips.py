@@ -31,6 +31,7 @@ import numpy as np
 
 from ref.preprocess import positive_int, preprocess, sample_indices
 
+from .bounds import BoundError, check_decoded, guard_stream
 from .files import file_kind
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
@@ -134,6 +135,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
             kinds = ", ".join(s.type for s in container.streams) or "none"
             raise _DecodeRefused(f"the file has no video stream (streams: {kinds})")
         stream = container.streams.video[0]
+        guard_stream(stream, keep)  # inti.io.bounds: the header's frame size and count, before any frame
         if keep is None:
             wanted = None  # every frame
         else:
@@ -148,6 +150,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
         listed = []  # every frame, when keep is None
         frames, kept, n = None, 0, 0  # the sampled frames, how many of them so far, frames seen
         for frame in container.decode(stream):
+            check_decoded(n, frame, len(listed) + 1 if wanted is None else len(wanted))  # before converting it
             if wanted is None:
                 listed.append(frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
             elif kept < len(wanted) and n == wanted[kept]:
@@ -220,7 +223,8 @@ def decode(path, max_frames: int | None = None, sample: int | None = None, pick=
         passes TSN's random offsets here (`inti.data.sampling`).
     Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
     Raises: FileNotFoundError for a missing file; ValueError naming the file for anything it
-        cannot decode (not a regular file, damaged, truncated, no video stream, no frames).
+        cannot decode (not a regular file, damaged, truncated, no video stream, no frames); its
+        subclass `inti.io.bounds.BoundError` for a frame size, frame count or clip over a bound.
     """
     av = _import_av()
     # PyAV >= 14 names the base error av.error.FFmpegError; older releases called it av.AVError.
@@ -242,6 +246,8 @@ def decode(path, max_frames: int | None = None, sample: int | None = None, pick=
                 raise _DecodeRefused(f"two decoding passes gave {n} and {n_again} frames")
     except _MissingFile as e:
         raise FileNotFoundError(str(e)) from None
+    except BoundError as e:
+        raise BoundError(f"could not decode video {name!r}: {e}") from None
     except _DecodeRefused as e:
         raise ValueError(f"could not decode video {name!r}: {e}") from None
     except (av_error, EOFError, OSError, UnicodeError) as e:
@@ -296,6 +302,8 @@ def to_tensor(clip: np.ndarray, device=None):
     """A preprocessed clip (T, 3, H, W) as a batch of one video, torch (1, T, 3, H, W)."""
     import torch
 
+    if not isinstance(clip, np.ndarray):
+        raise TypeError(f"clip must be a NumPy array (T, 3, H, W) as load_clip returns it, got {type(clip).__name__}")
     if clip.ndim != 4 or clip.shape[1] != 3:
         raise ValueError(f"clip must have shape (T, 3, H, W) as load_clip returns it, got shape {tuple(clip.shape)}")
     return torch.from_numpy(np.ascontiguousarray(clip)).unsqueeze(0).to(device)

@@ -41,6 +41,15 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
+def all_sum(world: World, values: list[int]) -> list[int]:
+    """The sums of integers over the ranks, on every rank, in one all-reduce."""
+    if world.size == 1:
+        return list(values)
+    total = torch.tensor(values, dtype=torch.int64, device=world.device)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
 def gather(world: World, obj):
     """[obj of rank 0, obj of rank 1, ...] on every rank."""
     if world.size == 1:

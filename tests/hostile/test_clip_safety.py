@@ -362,6 +362,15 @@ class _LyingStream:
     def __init__(self, stream, frames):
         self._stream, self.frames = stream, frames
 
+    def __getattr__(self, name):  # everything but the frame count is the real stream's
+        return getattr(self._stream, name)
+
+    def __setattr__(self, name, value):
+        if name in ("_stream", "frames"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._stream, name, value)
+
 
 # ---------------------------------------------------------------------------------------------
 # 3. frame counts and sizes are positive integers

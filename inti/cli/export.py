@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, CLIError, add_schedule_args, model_from_args
+from .common import EXIT_OK, CLIError, add_schedule_args, model_from_args, positive_int
 
 FORMATS = ("onnx",)  # inti.export.FORMATS, repeated here so that --help needs no torch
 
@@ -24,7 +24,8 @@ def run(args) -> int:
     outputs = ", ".join(info["outputs"])
     print(f"inti export: wrote {info['path']} ({info['bytes'] / 2**20:.1f} MiB, {info['nodes']} nodes; "
           f"input video (batch, {args.frames}, 3, {cfg.image_size}, {cfg.image_size}), batch dynamic; outputs {outputs})")
-    print(f"inti export: wrote {info['sidecar']} (the config; inti.io.params.config_from_json reads it)")
+    print(f"inti export: wrote {info['sidecar']} (the config and the graph's opset, {info['opset']}; "
+          "inti.io.params.config_from_json reads it)")
     return EXIT_OK
 
 
@@ -46,7 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--random-scores", action="store_true",
                    help="give the predictor random non-zero score weights, so the merge weights differ from 1/2")
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--opset", type=positive_int, default=18,
+                   help="ONNX opset, within what the installed exporter writes (18 to 25 with onnxscript 0.7; "
+                        "default: 18)")
     p.add_argument("--force", action="store_true", help="replace FILE and FILE.json if they exist")
     p.set_defaults(run=run)
     return p

@@ -40,12 +40,13 @@ def copy_sources() -> None:
     for path in sorted((ROOT / "tutorials").glob("*.ipynb")):
         copy(path, f"tutorials/{path.name}")
     copy(ROOT / "benchmarks" / "README.md", "benchmarks/README.md")
-    results = sorted(p for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_file())
-    for path in results:
-        copy(path, f"benchmarks/results/{path.name}")
+    folder = ROOT / "benchmarks" / "results"
+    results = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    for name in results:
+        copy(folder / name, f"benchmarks/results/{name}")
     with mkdocs_gen_files.open("benchmarks/results/index.md", "w") as f:  # the folder's listing
         f.write("# benchmarks/results\n\nEvery benchmark run, as its report and its raw data.\n\n")
-        f.writelines(f"- [{p.name}]({p.name})\n" for p in results)
+        f.writelines(f"- [{name}]({name})\n" for name in results)
     for path in sorted((ROOT / "experiments" / "evidence").iterdir()):
         if path.is_file() and path.suffix in (".md", ".png", ".json", ".jsonl"):
             copy(path, f"experiments/evidence/{path.name}")

@@ -56,7 +56,7 @@ from ref.model import merge_key, trace_weights
 from torch_impl import from_ref_params
 
 from .io.atomic import write_bytes, write_text
-from .io.params import config_to_json
+from .io.config_json import config_to_json
 
 FORMATS = ("onnx",)
 EXPORT_FORMAT = "inti-onnx"

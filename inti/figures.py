@@ -11,7 +11,10 @@ module is cheap and the `inti cost` command never pays for it.
 3. `parity_figure`         the largest relative error of torch against the spec for every
                            trace entry and dtype, on a log scale, against the tolerance.
 4. `learned_figure`        a trained model's contribution maps next to the untrained model's
-                           (the shipped checkpoint, `inti demo`; the evidence experiment).
+                           (`learned_maps`: the same model with θ at its initialization), for
+                           the shipped model (`inti.assets`) or the demo's --weights.
+
+Each figure's file name is fixed (`FIGURES`, `LEARNED`), so a command knows its own files.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ref.config import ModelConfig
 from ref.preprocess import CLIP_MEAN, CLIP_STD
 
 from .io.atomic import atomic_write
+from .io.optional import require
 from .labels import config_name, describe, mac_unit, schedule_text
 
 FIGURES = {
@@ -34,6 +38,7 @@ FIGURES = {
     "contributions": "fig2_contributions.png",
     "parity": "fig3_parity.png",
 }
+LEARNED = "fig4_learned.png"
 DPI = 110
 ZERO_FLOOR = 1e-18  # a relative error of exactly 0 is drawn here on the log scale
 
@@ -48,6 +53,7 @@ GROUP_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628"
 
 
 def _canvas(figsize):
+    require("matplotlib", "drawing figures")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -311,7 +317,7 @@ def parity_figure(results: dict, path) -> Path:
 
 def write_figures(out_dir, *, clip: np.ndarray, cfg: ModelConfig, frames: int, results: dict,
                   note: str | None = None, step=None) -> dict[str, Path]:
-    """All three figures into `out_dir`; returns {"compute"|"contributions"|"parity": path}.
+    """Figures 1 to 3 into `out_dir`; returns {"compute"|"contributions"|"parity": path}.
 
     clip: (T0, 3, H, W) the clip the models read; results: `parity.run_both`'s output.
     step: optional `step(label)` context manager around each figure (a progress bar).
@@ -336,14 +342,38 @@ def write_figures(out_dir, *, clip: np.ndarray, cfg: ModelConfig, frames: int, r
 # 4. what training changed: learned maps next to untrained ones
 
 
+def has_predictor(params: dict) -> bool:
+    """Whether a parameter dict has a learned predictor θ (a score layer) whose maps can differ
+    from the plain mean."""
+    return any(k.startswith("merges.") and k.endswith(".score.weight") for k in params)
+
+
+def learned_maps(params: dict, cfg: ModelConfig, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trained, untrained, logits): the contributions (spec/00-method.md §6) of the model in
+    `params` on `clips` (n, T0, 3, H, W), those of the same model with θ at its initialization
+    (ref.init_params' rule: a zero score layer, so every merge averages its pair), each
+    (n, T0, N), and the trained model's logits. Runs the NumPy spec, in float64."""
+    clips = np.asarray(clips, np.float64)
+    fresh = ref.init_params(cfg, seed=0, dtype=np.asarray(params["pos_embed"]).dtype, prefix="merges.")
+
+    def maps(p):
+        logits, trace = ref.forward(p, clips, cfg, return_trace=True)
+        return ref.contributions([trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]), logits
+
+    trained, logits = maps(params)
+    untrained, _ = maps({**params, **fresh})
+    return trained, untrained, logits
+
+
 def learned_figure(clips: np.ndarray, trained: np.ndarray, untrained: np.ndarray, cfg: ModelConfig,
-                   marked: list, path, title: str, note: str | None = None) -> Path:
+                   marked: list, path, title: str, note: str | None = None,
+                   marked_meaning: str | None = "the frames that show the digit") -> Path:
     """For each clip: its frames, then the trained model's contribution of each patch token,
     then the untrained model's, on one colour scale; the frames in `marked` (per clip: the
-    frames that show what the label is about) are outlined in red.
+    frames that show what the label is about, `marked_meaning` in the caption) are outlined in red.
 
     clips: (n, T0, 3, H, W) normalized frames; trained, untrained: (n, T0, N) contributions
-    (``ref.contributions``), class token first.
+    (``ref.contributions``, `learned_maps`), class token first.
     """
     clips, trained, untrained = np.asarray(clips), np.asarray(trained, np.float64), np.asarray(untrained, np.float64)
     n, t0 = clips.shape[:2]
@@ -374,9 +404,9 @@ def learned_figure(clips: np.ndarray, trained: np.ndarray, untrained: np.ndarray
     bar.set_label("contribution", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
-    caption = ("Rows per clip: the frames (red: the frames that show the digit); the trained model's contribution "
-               "of each patch token, with each frame's mean above it; the untrained model's (θ at its "
-               "initialization averages every pair: 0.5 everywhere).") + (f" {note}" if note else "")
+    caption = ("Rows per clip: the frames" + (f" (red: {marked_meaning})" if marked_meaning else "") + "; the trained "
+               "model's contribution of each patch token, with each frame's mean above it; the untrained model's (θ at "
+               "its initialization averages every pair: 0.5 everywhere).") + (f" {note}" if note else "")
     fig.text(0.5, 0.005, textwrap.fill(caption, int((1.25 * t0 + 1.6) * 13)), ha="center", va="bottom", fontsize=8)
     fig.subplots_adjust(left=0.06, right=0.93, top=1 - 0.5 / (1.3 * 3 * n + 1.4), bottom=0.9 / (1.3 * 3 * n + 1.4))
     return _save(fig, path)

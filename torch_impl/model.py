@@ -31,14 +31,12 @@ a subclass, never the loop:
                   trace[merge_key(j, "tokens")] = y
               return y
 
-- activation checkpointing replaces block_step (the block runs again in the backward):
+- activation checkpointing lives in block_step itself, switched on by
+  `set_grad_checkpointing()` (timm's `set_grad_checkpointing`): the block runs again in the
+  backward, non-reentrant, with the random draws of stochastic depth replayed.
 
-      class Checkpointed(InTIModel):
-          def block_step(self, i, x, trace):
-              return torch.utils.checkpoint.checkpoint(self.blocks[i], x, use_reentrant=False)
-
-Stochastic depth belongs inside `Block` (a DropPath on each residual branch, as timm's), not
-in a step. A host library's model patched in place keeps its own loop and calls the same merge
+Stochastic depth lives inside `Block` (a DropPath on each residual branch, as timm's), not
+in a step: `set_drop_path(rate)`. Both are training-only and add no parameter (spec/00-method.md §13). A host library's model patched in place keeps its own loop and calls the same merge
 between its blocks: `Merge(cfg)(x)` (interpolation.py) -> (merged, decided), and
 `merge_entries(j, decided, merged)` for its trace.
 """
@@ -47,6 +45,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ref.config import ModelConfig, require_config
 from ref.model import block_key, merge_after, merge_entries
@@ -94,6 +93,7 @@ class InTIModel(nn.Module):
         self.head = nn.Linear(cfg.feature_dim, cfg.num_classes) if cfg.num_classes else nn.Identity()
         self.merges = nn.ModuleList(Merge(cfg) for _ in cfg.schedule)
         self.merge_after = merge_after(cfg)  # {block i: merge j}, both from 0
+        self.grad_checkpointing = False  # training only: set_grad_checkpointing
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.02)
 
@@ -121,6 +121,24 @@ class InTIModel(nn.Module):
         for module in self.modules():
             if isinstance(module, LayerNorm):
                 module.path = path
+        return self
+
+    def set_drop_path(self, rate: float) -> "InTIModel":
+        """Stochastic depth for training (spec/00-method.md §13): block i (from 0) drops each
+        residual branch with probability rate * i / (D - 1), linear from 0 to `rate` [timm's
+        rule]. The identity in evaluation; rate 0 turns it off."""
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"the drop path rate must lie in [0, 1), got {rate!r}")
+        for blk, p in zip(self.blocks, torch.linspace(0.0, rate, len(self.blocks)).tolist()):
+            blk.drop_path.p = p
+        return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> "InTIModel":
+        """Recompute each block's activations in the backward rather than keep them
+        (spec/00-method.md §13), in `block_step`: the same gradients, less memory, one more
+        forward of every block."""
+        self.grad_checkpointing = bool(enable)
         return self
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
@@ -159,8 +177,11 @@ class InTIModel(nn.Module):
         return x
 
     def block_step(self, i: int, x: torch.Tensor, trace: dict | None) -> torch.Tensor:
-        """Block i (from 0) on x (b, t, n, C). A hook: ToMe, activation checkpointing and the
-        like replace it; entries it adds to `trace` go before ``blocks.{i}``."""
+        """Block i (from 0) on x (b, t, n, C), under activation checkpointing when it is set and
+        gradients are on. A hook: ToMe and the like replace it; entries it adds to `trace` go
+        before ``blocks.{i}``."""
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self.blocks[i], x, use_reentrant=False)  # replays DropPath's draws
         return self.blocks[i](x)
 
     def merge_step(self, j: int, x: torch.Tensor, trace: dict | None) -> torch.Tensor:

@@ -1,21 +1,29 @@
 """The `inti` command: what InTI costs, what it computes, and that both implementations agree.
 
-    inti cost   [--preset P] [--frames T] [--schedule S] [--paper]   the MAC table, naive against InTI
-    inti demo   [VIDEO] [--preset P] [--frames T] [--schedule S] ... a real clip through ref and torch, three figures
-    inti parity [VIDEO] [...]                                         the parity check alone; exit 1 on a failure
-    inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [...]   train
-    inti eval   --checkpoint FILE (--synthetic TASK | --list F --root D) [--views TxS]     evaluate
-    inti data   TASK --out DIR                                    a synthetic task as videos and list files
+    inti cost   [--preset P] [--frames T] [--schedule S] [--paper]     the MAC table, naive against InTI
+    inti demo   [VIDEO] [--weights F] [--out DIR] [--force] ...        a real clip through ref and torch, four figures
+    inti parity [VIDEO] [--weights F] [--dtypes D] ...                 the parity check alone; exit 1 on a failure
+    inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [--weights F] [...]   train
+    inti eval   --weights F (--synthetic TASK | --list F --root D) [--views TxS]   evaluate
+    inti data   TASK --out DIR [--force]                               a synthetic task as videos and list files
     inti export --format onnx --output FILE [--weights F] [--frames T] [--trace]   an ONNX graph + JSON sidecar
 
-One module per subcommand (cost.py, demo.py, parity.py, train.py, evaluate.py), each with `add_parser(sub)` and
-`run(args)`; common.py holds what they share. `python -m inti` is the same command. The speed
-benchmarks are repository scripts: `make bench` (benchmarks/README.md).
+One module per subcommand (cost, demo, parity, train, evaluate, data, export), each with
+`add_parser(sub)` and `run(args)`; no subcommand imports another. What they share lives in
+two modules: `common` (exit codes, argument types, the shared flags and what they choose) and
+`report` (tables, the progress bar, the parts of a report). `python -m inti` is the same
+command. The speed benchmarks are repository scripts: `make bench` (benchmarks/README.md).
+
+One flag reads weights everywhere: ``--weights FILE`` takes any weights file
+(`inti.io.weights.load`); eval's ``--checkpoint`` and train's ``--pretrained`` are its old
+names, kept for one release with a notice. Every command that writes a folder follows one
+policy (`inti.io.outdir`): ``--out`` must be new or empty, and ``--force`` replaces only the
+command's own files there.
 
 Every subcommand has --help. Errors a user can cause (a missing file, an unreadable video, a
-clip too short, a bad schedule, a mismatched parameter file) end with one line on stderr and
-exit status 2; a parity failure exits 1. No traceback is ever shown, unless INTI_TRACEBACK=1.
-Nothing outside this package imports it.
+clip too short, a bad schedule, a mismatched weights file, a missing optional dependency,
+which names its extra) end with one line on stderr and exit status 2; a parity failure exits
+1. No traceback is ever shown, unless INTI_TRACEBACK=1. Nothing outside this package imports it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import os
 import sys
 
+from ..io.optional import extra_of
 from . import cost, data, demo, evaluate, export, parity, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
 
@@ -73,6 +82,11 @@ EXPECTED = (CLIError, OSError, ValueError, TypeError, ImportError)
 
 
 def one_line(e: BaseException) -> str:
+    """The error in one line: its message for the errors a user can cause, and for a missing
+    optional dependency the extra that brings it."""
+    missing = extra_of(e)
+    if missing:
+        return missing
     text = str(e).strip()
     first = text.splitlines()[0] if text else ""
     if isinstance(e, EXPECTED) and first:

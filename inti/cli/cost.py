@@ -10,7 +10,8 @@ from ref.config import TEMPORAL_PRESETS, ModelConfig, with_temporal
 from ref.cost import temporal_macs
 
 from ..labels import blocks_text, describe, mac_unit, schedule_text
-from .common import EXIT_OK, CLIError, add_schedule_args, positive_int, separator, table, with_schedule
+from .common import EXIT_OK, CLIError, add_schedule_args, positive_int, with_schedule
+from .report import separator, table
 
 PAPER_SCHEDULES = ((6,), (8, 20), (10, 16))
 PAPER_FRAMES = (8, 16)  # the clip lengths video papers report

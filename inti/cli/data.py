@@ -1,18 +1,28 @@
 """`inti data`: write a synthetic task to disk as lossless videos (FFV1 in Matroska) plus list
-files, so that `inti train --train-list ... --root ...` reads it like any video dataset."""
+files, so that `inti train --train-list ... --root ...` reads it like any video dataset.
+
+The folder is written whole or not at all (`inti.io.outdir.staged`): a failure leaves nothing
+behind, so a retry is never blocked."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .common import EXIT_OK, positive_int
+from .common import EXIT_OK, add_out_args, positive_int
+
+SPLITS = ("train", "val")
+OWN = (*SPLITS, *(f"{s}.txt" for s in SPLITS), "classes.txt")  # the task's files: videos per split, lists, names
 
 
 def run(args) -> int:
     from inti.data.synthetic import CODEC, write_task
+    from inti.io import outdir
 
-    lists = write_task(args.out, args.task, {"train": args.train, "val": args.val}, seed=args.seed,
-                       frames=args.frames, size=args.size, force=args.force)
+    with outdir.staged(args.out, OWN, force=args.force, command="the task") as folder:
+        written = write_task(folder, args.task, {"train": args.train, "val": args.val}, seed=args.seed,
+                             frames=args.frames, size=args.size)
+    lists = {split: Path(args.out) / path.name for split, path in written.items()}
     print(f"inti data: wrote {args.train} + {args.val} {args.task} clips ({args.frames} frames, {args.size} px, "
           f"{CODEC} in .mkv) to {args.out}/")
     for split, path in lists.items():
@@ -29,12 +39,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        epilog="example: inti data informative --out task ; inti train --train-list task/train.txt "
                               "--val-list task/val.txt --root task --out run")
     p.add_argument("task", choices=("informative", "motion"), help="the synthetic task")
-    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write into (new or empty, unless --force)")
     p.add_argument("--train", type=positive_int, default=256, metavar="N", help="training clips (default: 256)")
     p.add_argument("--val", type=positive_int, default=128, metavar="N", help="validation clips (default: 128)")
     p.add_argument("--frames", type=positive_int, default=16, help="frames per clip (default: 16)")
     p.add_argument("--size", type=positive_int, default=64, help="frame side in pixels (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--force", action="store_true", help="replace the task's files in a folder that holds files")
+    add_out_args(p, None, "the task", "the task's files (train/, val/, train.txt, val.txt, classes.txt)")
     p.set_defaults(run=run)
     return p

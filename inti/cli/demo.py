@@ -1,6 +1,7 @@
 """`inti demo`: a real clip through naive adaptation and InTI, in the NumPy spec and in PyTorch;
-the parity, the MACs, the wall times, and four figures (the fourth: what the shipped trained
-InTI learned, `learned`)."""
+the parity, the MACs, the wall times, and four figures. The fourth shows what a trained InTI
+learned: the shipped model (`inti.assets`) on its bundled test clips, or the model of
+``--weights`` on the demo's clip."""
 
 from __future__ import annotations
 
@@ -9,116 +10,56 @@ import sys
 import time
 from pathlib import Path
 
-from .common import EXIT_OK, EXIT_PARITY, CLIError, add_model_args
-from .parity import first_failure, format_macs_summary, format_parity, format_times, header, run_checked
+from .common import EXIT_OK, EXIT_PARITY, add_model_args, add_out_args, clip_label, model_from_args
+from .report import format_macs_summary, format_parity, format_times, header, needs, parity_failure, progress
 
 DEFAULT_OUT = "inti-demo"
-LEARNED = "fig4_learned.png"
-LEARNED_CLIPS = 2
-
-
-def learned(out: Path) -> tuple[Path | None, str]:
-    """The shipped trained InTI (inti.assets) on generated test clips of the evidence
-    experiment's informative-frames task, its contribution maps next to the untrained model's
-    (the same backbone, θ at its initialization): (path, caption), or (None, why not)."""
-    try:
-        from inti.experiments.evidence.tasks import make_clip, to_input
-    except ImportError as error:
-        return None, f"skipped: {error}"
-    import numpy as np
-
-    import ref
-    from inti.assets import trained_checkpoint
-    from inti.figures import learned_figure
-    from inti.io.params import load_params
-    from inti.train.models import fit_params
-
-    try:
-        path = trained_checkpoint()
-    except FileNotFoundError as error:
-        return None, f"skipped: {error}"
-    params, cfg = load_params(path)
-    try:
-        made = [make_clip("informative", "test", i) for i in range(LEARNED_CLIPS)]
-    except ImportError as error:  # scikit-learn or scikit-image missing: the experiments extra
-        return None, f"skipped: {error}"
-    video = np.stack([to_input(frames) for frames, _, _ in made]).astype(np.float64)
-    untrained = fit_params(params, cfg, cfg, seed=0, where=str(path), keep_new=False)
-
-    def maps(p):
-        logits, trace = ref.forward(p, video, cfg, return_trace=True)
-        return ref.contributions([trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]), logits
-
-    trained_maps, logits = maps(params)
-    untrained_maps, _ = maps(untrained)
-    guesses = logits.argmax(-1)
-    note = "Clips: " + "; ".join(f"clip {i}: digit {label}, the trained model says {int(guesses[i])}"
-                                 for i, (_, label, _) in enumerate(made)) + f". Weights: the shipped {path.name}."
-    out_path = learned_figure(video, trained_maps, untrained_maps, cfg, [info["digit_frames"] for _, _, info in made],
-                              out / LEARNED, "What InTI learned: trained against untrained contribution maps "
-                              "(informative frames: the digit shows in 2 of 8 frames)", note=note)
-    return out_path, ("what training changed: the shipped trained InTI's contribution maps on generated clips "
-                      "where the digit shows in 2 of 8 frames, above the untrained ones (uniform)")
-
-
-def _uniform(results) -> bool:
-    from inti.figures import is_uniform
-
-    contrib = results["inti"].contributions.get("ref")
-    return contrib is not None and is_uniform(contrib)
+DTYPES = ("float64", "float32")
+REPEATS, THREADS = 5, 1  # the wall times: the median of REPEATS forwards after a warm-up, on THREADS threads
+REQUIRES = ("torch", "matplotlib", "av", "skvideo", "tqdm", "tabulate", "threadpoolctl")  # each names its extra
 
 
 def run(args) -> int:
-    from inti.figures import FIGURES, write_figures
+    from inti.figures import FIGURES, LEARNED, write_figures
+    from inti.io import outdir
 
     start = time.perf_counter()
+    own = (*FIGURES.values(), LEARNED)
+    outdir.check(args.out, own, force=args.force, command="the demo")  # before any work
+    for name in REQUIRES:
+        needs(name)
+    cfg, params, source = model_from_args(args)
+    from inti.io.clips import load_clip
+    from inti.parity import run_both, steps_per_run
+    from inti.walltime import forward_times
+
+    steps = 1 + 2 * steps_per_run(DTYPES) + 1 + len(FIGURES) + 1
+    with progress("inti demo", total=steps, mode=args.progress) as step, \
+            outdir.staged(args.out, own, force=args.force, command="the demo") as folder:
+        with step(f"decode and preprocess {Path(str(args.video)).name if args.video else 'the bundled clip'}"):
+            clip = load_clip(args.video, frames=args.frames, size=cfg.image_size)  # (T0, 3, H, W)
+        results = run_both(clip[None], params, cfg, DTYPES, step=step, attn_path=args.attn)
+        with step(f"wall times: the median of {REPEATS} forwards per path"):
+            times = forward_times(clip[None], params, cfg, DTYPES, repeats=REPEATS, threads=THREADS, attn_path=args.attn)
+        paths = write_figures(folder, clip=clip, cfg=cfg, frames=args.frames, results=results, note=_note(args), step=step)
+        with step("figure 4: what a trained InTI learned"):
+            learned, learned_caption = _learned(folder / LEARNED, args, params, cfg, clip)
+    failure = parity_failure(results)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {str(out)!r} exists and is not a folder")
-    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if held and not args.force:
-        shown = ", ".join(held[:4]) + (" ..." if len(held) > 4 else "")
-        raise CLIError(
-            f"--out {str(out)!r} already holds {len(held)} file(s) ({shown}); pass --force to replace "
-            f"the demo's four figures in it (nothing else there is touched), or choose another --out"
-        )
-    if args.weights is not None:
-        note = f"Weights from {Path(args.weights).name}."
-    elif args.random_scores:
-        note = "The score weights are random (--random-scores), not trained: the maps show the mechanism, not learned behaviour."
-    else:
-        note = None
-
-    def figures(step, cfg, clip, results):
-        paths = write_figures(out, clip=clip, cfg=cfg, frames=args.frames, results=results, note=note, step=step)
-        with step("figure 4: what a trained InTI learned (the shipped checkpoint)"):
-            extra["learned"] = learned(out)
-        return paths
-
-    extra = {}
-    cfg, source, clip, results, paths = run_checked(args, "inti demo", extra_steps=len(FIGURES) + 1, then=figures)
-    learned_path, learned_caption = extra["learned"]
-    failure = first_failure(results)
-    captions = {
-        "compute": "where the compute goes: MACs per block, naive and InTI, merges marked",
-        "contributions": "frame contributions, token by token (spec/00-method.md §6, the paper's Figure 4)"
-        + (" -- uniform: the score layer is zero at init" if _uniform(results) else ""),
-        "parity": "parity: relative error per trace entry, float64 and float32, against the tolerance",
-    }
     print("\n".join([
         "inti demo: InTI on a real clip, the NumPy spec (ref) against PyTorch (torch_impl)",
         "",
-        *header(args, cfg, source, clip),
+        *header(clip_label(args.video), cfg, source, clip),
         "",
         format_macs_summary(cfg, args.frames),
         "",
-        format_times(results),
+        format_times(times, REPEATS, THREADS),
         "",
         format_parity(results),
         "",
         f"figures in {out}/",
-        *[f"  {paths[k].name:<24}{captions[k]}" for k in paths],
-        f"  {learned_path.name:<24}{learned_caption}" if learned_path else f"  {LEARNED:<24}{learned_caption}",
+        *[f"  {path.name:<24}{_caption(key, results)}" for key, path in paths.items()],
+        f"  {LEARNED:<24}{learned_caption}",
         "",
         f"done in {time.perf_counter() - start:.1f} s, not counting Python and torch start-up"
         + (f"; parity FAILED: {failure}" if failure else ""),
@@ -129,20 +70,76 @@ def run(args) -> int:
     return EXIT_OK
 
 
+def _note(args) -> str | None:
+    """The line figure 2's caption adds about the weights."""
+    if args.weights is not None:
+        return f"Weights from {Path(args.weights).name}."
+    if args.random_scores:
+        return "The score weights are random (--random-scores), not trained: the maps show the mechanism, not learned behaviour."
+    return None
+
+
+def _caption(key: str, results) -> str:
+    from inti.figures import is_uniform
+
+    contrib = results["inti"].contributions.get("ref")
+    uniform = contrib is not None and is_uniform(contrib)
+    return {
+        "compute": "where the compute goes: MACs per block, naive and InTI, merges marked",
+        "contributions": "frame contributions, token by token (spec/00-method.md §6, the paper's Figure 4)"
+        + (" -- uniform: the score layer is zero at init" if uniform else ""),
+        "parity": "parity: relative error per trace entry, float64 and float32, against the tolerance",
+    }[key]
+
+
+def _learned(path: Path, args, params, cfg, clip) -> tuple[Path | None, str]:
+    """Figure 4: trained contribution maps above untrained ones (θ at its initialization).
+    With --weights, that model on the demo's clip; without, the shipped trained InTI
+    (`inti.assets`) on its bundled test clips. (path, caption), or (None, why not)."""
+    from inti import assets
+    from inti.figures import has_predictor, learned_figure, learned_maps
+
+    if args.weights is not None:
+        name = Path(args.weights).name
+        if not has_predictor(params):
+            return None, f"skipped: the weights in {name} have no learned predictor (no merges, or weight_fn 'mean')"
+        scores = " with random score weights (--random-scores)" if args.random_scores else ""
+        videos, marked, weights = clip[None], [[]], f"--weights {name}{scores}"
+        what = f"the model of --weights {name}{scores} on this clip"
+    else:
+        try:
+            from inti.io.params import load_params
+
+            params, cfg = load_params(assets.trained_weights())
+            frames, labels, marked = assets.sample_clips()
+        except FileNotFoundError as error:
+            return None, f"skipped: {error}"
+        videos, weights = assets.to_model_input(frames), f"the shipped {assets.TRAINED} (inti.assets)"
+        what = f"the shipped trained InTI ({assets.TRAINED}, inti.assets) on its {len(frames)} bundled test clips"
+    trained, untrained, logits = learned_maps(params, cfg, videos)
+    note = f"Weights: {weights}."
+    if args.weights is None:
+        guesses = logits.argmax(-1)
+        note = "Clips: " + "; ".join(f"clip {i}: digit {int(label)}, the trained model says {int(guesses[i])}"
+                                     for i, label in enumerate(labels)) + ". " + note
+    title = "What InTI learned: trained against untrained contribution maps" + (
+        "" if args.weights is not None else " (informative frames: the digit shows in 2 of 8 frames)")
+    learned_figure(videos, trained, untrained, cfg, marked, path, title, note=note,
+                   marked_meaning=None if args.weights is not None else "the frames that show the digit")
+    return path, f"what training changed: {what}, trained maps above untrained ones (θ at its initialization)"
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="run naive and InTI through ref and torch on a real clip; write four figures",
         description="Decode and preprocess a clip, run naive adaptation and InTI through the NumPy spec "
                     "(float64) and PyTorch (float64, float32), print the parity, the MAC reduction and the "
-                    "wall time of each path, and write four PNG figures (the fourth: the shipped trained "
-                    "InTI's learned contribution maps against untrained ones).",
-        epilog="examples: inti demo ; inti demo my_clip.mp4 --frames 16 ; inti demo --random-scores --out figs",
+                    "wall time of each path, and write four PNG figures (the fourth: what a trained InTI "
+                    "learned, from the shipped model or from --weights).",
+        epilog="examples: inti demo ; inti demo my_clip.mp4 --frames 16 ; inti demo --weights run/best.safetensors "
+               "--out figs",
     )
     add_model_args(p)
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"folder for the figures (default: {DEFAULT_OUT}/); it must be new or empty, unless --force")
-    p.add_argument("--force", action="store_true",
-                   help="replace the four figures in an --out folder that already holds files; "
-                        "nothing else in it is touched")
+    add_out_args(p, DEFAULT_OUT, "the figures", "the demo's four figures")
     p.set_defaults(run=run)
     return p

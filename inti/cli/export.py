@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, CLIError, add_schedule_args, model_from_args, positive_int
+from .common import EXIT_OK, CLIError, add_model_args, model_from_args, positive_int
 
 FORMATS = ("onnx",)  # inti.export.FORMATS, repeated here so that --help needs no torch
 
@@ -25,7 +25,7 @@ def run(args) -> int:
     print(f"inti export: wrote {info['path']} ({info['bytes'] / 2**20:.1f} MiB, {info['nodes']} nodes; "
           f"input video (batch, {args.frames}, 3, {cfg.image_size}, {cfg.image_size}), batch dynamic; outputs {outputs})")
     print(f"inti export: wrote {info['sidecar']} (the config and the graph's opset, {info['opset']}; "
-          "inti.io.params.config_from_json reads it)")
+          "inti.io.config_json.config_from_json reads it)")
     return EXIT_OK
 
 
@@ -39,13 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=FORMATS, required=True, help="graph format: onnx")
     p.add_argument("--output", required=True, metavar="FILE", help="the graph file to write (and FILE.json)")
-    add_schedule_args(p, None, "frames per clip, fixed in the graph, a multiple of 2^|S|")
-    p.add_argument("--weights", default=None, metavar="FILE",
-                   help="a parameter file or training checkpoint (.npz or .safetensors) instead of random weights; "
-                        "its stored config replaces --preset")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random parameters (default: 0)")
-    p.add_argument("--random-scores", action="store_true",
-                   help="give the predictor random non-zero score weights, so the merge weights differ from 1/2")
+    add_model_args(p, video=False)
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
     p.add_argument("--opset", type=positive_int, default=18,
                    help="ONNX opset, within what the installed exporter writes (18 to 25 with onnxscript 0.7; "

@@ -19,7 +19,7 @@ import torch
 from ref.preprocess import CLIP_MEAN, CLIP_STD, positive_int
 
 from ..io.bounds import check_clips
-from ..io.clips import decode
+from ..io.clips import DECODERS, decode
 from .lists import clip_path, read_classes, read_list
 from .sampling import segment_indices
 from .synthetic import make_clip, num_classes
@@ -71,25 +71,38 @@ class ClipDataset(torch.utils.data.Dataset):
 
 
 class VideoListDataset(ClipDataset):
-    """A list file of ``relative/path label`` lines under `root`, decoded with PyAV
-    (`inti.io.clips.decode`), sampled TSN-style and transformed (`inti.data.transforms`).
+    """A list file of ``relative/path label`` lines under `root`, decoded by
+    `inti.io.clips.decode` (only the keyframe intervals that hold a sampled frame), sampled
+    TSN-style and transformed (`inti.data.transforms`).
 
     classes: a file of class names (one per line), which also fixes the number of classes;
     without it, labels must lie in [0, num_classes) when num_classes is given.
     skip_bad: a clip that is missing, unreadable or too short is logged and skipped, never
     silently; without it, reading it raises ValueError naming the list file's line.
+    decoder: "pyav" (the default) or "torchcodec" (`inti.io.clips.DECODERS`).
+    decode_threads: FFmpeg's decoding threads per clip, 1 by default: each loader worker then
+    takes one core, and the workers share the machine; None lets FFmpeg choose.
+    separator: the list's column separator (`inti.data.lists.read_list`); None: whitespace.
     allow_outside_root: accept paths that leave `root` (absolute, through .. or a symlink)."""
 
     def __init__(self, list_file, root, frames: int, size: int, train: bool, classes=None,
-                 num_classes: int | None = None, skip_bad: bool = False, allow_outside_root: bool = False, **kwargs):
+                 num_classes: int | None = None, skip_bad: bool = False, decoder: str = "pyav",
+                 decode_threads: int | None = 1, separator: str | None = None, allow_outside_root: bool = False,
+                 **kwargs):
         super().__init__(frames, size, train, **kwargs)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        if decode_threads is not None:
+            decode_threads = positive_int(decode_threads, "decode_threads")
+        self.decoder, self.decode_threads = decoder, decode_threads
         self.list_file, self.root = Path(list_file), Path(root)
         if not self.root.is_dir():
             raise ValueError(f"--root {str(self.root)!r} is not a folder")
         self.class_names = read_classes(classes) if classes is not None else None
         self.num_classes = len(self.class_names) if self.class_names else num_classes
         self.allow_outside_root = bool(allow_outside_root)
-        self.entries = read_list(list_file, self.num_classes, allow_outside_root=self.allow_outside_root)
+        self.entries = read_list(list_file, self.num_classes, separator=separator,
+                                 allow_outside_root=self.allow_outside_root)
         if self.num_classes is None:
             self.num_classes = 1 + max(e.label for e in self.entries)
         self.skip_bad = bool(skip_bad)
@@ -118,7 +131,8 @@ class VideoListDataset(ClipDataset):
                     rng = self.rng(index, 0) if self.train else None
                     return segment_indices(n, frames, self.train, rng=rng, view=t, views=self.views[0])
 
-                frames = decode(clip_path(self.root, entry, self.allow_outside_root), sample=self.frames, pick=pick)
+                frames = decode(clip_path(self.root, entry, self.allow_outside_root), sample=self.frames, pick=pick,
+                                decoder=self.decoder, threads=self.decode_threads)
                 views += [self.transform(frames, index, spatial=s) for s in range(self.views[1])]
         except (ValueError, OSError) as e:
             message = f"{self.list_file}:{entry.line}: {entry.path}: {e}"

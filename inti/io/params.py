@@ -3,15 +3,19 @@
 Two formats, chosen by the file's suffix when saving and by its first bytes when loading:
 
 - ``.npz`` (NumPy only): one entry per parameter key, plus the entry ``__inti__``, a 0-d
-  string array holding the config as JSON.
+  string array holding the config as JSON;
 - ``.safetensors``: one tensor per parameter key; the config JSON is the header metadata
-  under ``"inti"``. Needs the `safetensors` package (imported only when used). A training
-  checkpoint (`inti.train.checkpoint`) is one too: its ``model.*`` tensors are read.
+  under ``"inti"``. Needs the `safetensors` package (imported only when used).
 
-The JSON is ``{"format": "inti-params", "version": 1, "config": {field: value, ...}}`` with
-every `ModelConfig` field. Arrays keep their dtype, so a save and a load round-trip exactly.
-Loading checks the keys and shapes against the stored config (`ref.check_params`) and names
-every mismatch. Every failure is a `FileNotFoundError` or `ValueError` that names the file.
+The config JSON is `inti.io.config_json`'s. Arrays keep their dtype, so a save and a load
+round-trip exactly. Loading checks the keys and shapes against the stored config
+(`ref.check_params`) and names every mismatch.
+
+`load_params` reads inti's own weights: a parameter file, or the model part of a training
+checkpoint, which it reads through that format's owner (`inti.io.train_checkpoint`). Any
+other weights file (a torch zip, another library's state dict) is a `WrongKindError` that
+says what the file is and what reads it (`inti.io.weights.load`, the CLI's ``--weights``).
+Every failure is a `FileNotFoundError` or a ValueError (`inti.io.errors`) that names the file.
 
     >>> import tempfile, os
     >>> from ref import preset, init_params
@@ -26,8 +30,6 @@ every mismatch. Every failure is a `FileNotFoundError` or `ValueError` that name
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import struct
 import zipfile
 from pathlib import Path
@@ -37,79 +39,28 @@ import numpy as np
 from ref.config import ModelConfig
 from ref.params import check_params
 
+from . import kinds, train_checkpoint
 from .atomic import atomic_write, write_bytes
+from .config_json import FORMAT, METADATA_KEY, NPZ_ENTRY, VERSION, config_from_json, config_to_json
+from .errors import CorruptFileError, WeightsError, WrongKindError
 from .files import check_regular_file
+from .optional import require
+from .state_dicts import as_array
 
-FORMAT = "inti-params"
-VERSION = 1
-CONFIG_ENTRY = "__inti__"  # the npz entry holding the config JSON
-METADATA_KEY = "inti"  # the safetensors metadata key holding the config JSON
-TRAINING_KEY = "inti-train"  # present in training checkpoints, whose model tensors are "model.<key>"
+__all__ = ["save_params", "load_params", "check_npz_sizes", "config_to_json", "config_from_json", "as_array",
+           "FORMAT", "VERSION", "CONFIG_ENTRY", "METADATA_KEY", "SUFFIXES"]
+
+CONFIG_ENTRY = NPZ_ENTRY  # the npz entry holding the config JSON
 SUFFIXES = (".npz", ".safetensors")
-
-_SAFETENSORS_HINT = "pip install safetensors (or pip install 'inti[interop]')"
-
-
-# ---------------------------------------------------------------------------------------------
-# the config as JSON
+DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this: a bound no honest zip breaks
 
 
-def config_to_json(cfg: ModelConfig) -> str:
-    """The config, with the format name and version, as one JSON string."""
-    if not isinstance(cfg, ModelConfig):
-        raise TypeError(f"cfg must be a ref.ModelConfig, got {type(cfg).__name__}")
-    fields = dataclasses.asdict(cfg)  # tuples stay tuples, which json writes as lists
-    return json.dumps({"format": FORMAT, "version": VERSION, "config": fields}, sort_keys=True)
-
-
-def config_from_json(text: str, where: str = "the JSON") -> ModelConfig:
-    """Parse `config_to_json`'s output back into a validated `ModelConfig`.
-
-    Fields missing from the JSON take the dataclass defaults; unknown fields are refused."""
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{where}: the stored config is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{where} is not an inti parameter file: its stored config has no format {FORMAT!r}")
-    if doc.get("version") != VERSION:
-        raise ValueError(
-            f"{where}: parameter file format version {doc.get('version')!r} is not supported "
-            f"(this inti reads version {VERSION})"
-        )
-    fields = doc.get("config")
-    if not isinstance(fields, dict):
-        raise ValueError(f"{where}: the stored config must be a JSON object, got {type(fields).__name__}")
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ValueError(f"{where}: the stored config has unknown field(s): {', '.join(unknown)}")
-    try:
-        return ModelConfig(**fields)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: the stored config is invalid: {e}") from None
+def _safetensors(part: str):
+    return require(f"safetensors{part}", "reading or writing .safetensors files")
 
 
 # ---------------------------------------------------------------------------------------------
 # saving
-
-
-def as_array(value) -> np.ndarray:
-    """A NumPy array of a parameter, keeping its dtype; a tensor goes through `torch_impl.to_numpy`."""
-    if not isinstance(value, np.ndarray) and type(value).__module__.startswith("torch"):
-        from torch_impl.convert import to_numpy  # torch is loaded already: value is a tensor
-
-        value = to_numpy(value)
-    return np.ascontiguousarray(np.asarray(value))
-
-
-def _import_safetensors():
-    try:
-        import safetensors.numpy as st_numpy
-        from safetensors import safe_open
-    except ImportError:
-        raise ImportError(f"reading or writing .safetensors files needs the safetensors package: {_SAFETENSORS_HINT}") from None
-    return st_numpy, safe_open
 
 
 def save_params(path, params: dict, cfg: ModelConfig) -> None:
@@ -131,8 +82,7 @@ def save_params(path, params: dict, cfg: ModelConfig) -> None:
         with atomic_write(path) as f:
             np.savez(f, **arrays, **{CONFIG_ENTRY: np.array(meta)})
     else:
-        st_numpy, _ = _import_safetensors()
-        write_bytes(path, st_numpy.save(arrays, metadata={METADATA_KEY: meta}))
+        write_bytes(path, _safetensors(".numpy").save(arrays, metadata={METADATA_KEY: meta}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,32 +95,30 @@ def _sniff(path: Path) -> str:
         head = f.read(9)
     size = path.stat().st_size
     if not head:
-        raise ValueError(f"{str(path)!r} is empty, not an inti parameter file")
+        raise CorruptFileError(f"{str(path)!r} is empty, not an inti parameter file")
     if head[:2] == b"PK":
         return "npz"
     if len(head) == 9 and head[8:9] == b"{":
         (header_len,) = struct.unpack("<Q", head[:8])
         if 8 + header_len <= size:
             return "safetensors"
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated (header runs past the end)")
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated (header runs past the end)")
     if path.suffix.lower() in SUFFIXES:
-        raise ValueError(
-            f"could not read parameter file {str(path)!r}: it is corrupt or not a {path.suffix} file"
-        )
-    raise ValueError(f"{str(path)!r} is not an inti parameter file (expected a .npz or .safetensors file)")
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt or not a {path.suffix} file")
+    raise WeightsError(f"{str(path)!r} is not an inti parameter file (expected a .npz or .safetensors file)")
 
 
-DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this: a bound no honest zip breaks
-
-
-def check_npz_sizes(path: Path) -> None:
-    """Refuse an archive whose members declare more bytes than they can hold, before anything
-    is allocated: every .npy header's shape x itemsize must fit in its member, and the members
-    must fit in the archive (stored as they are, or deflated at most DEFLATE_MAX_RATIO:1).
+def check_npz_sizes(path) -> dict[str, tuple[tuple, np.dtype]]:
+    """{member: (shape, dtype)} of an archive's .npy members, read from their headers; a
+    ValueError for an archive whose members declare more bytes than they can hold, before
+    anything is allocated: every .npy header's shape x itemsize must fit in its member, and the
+    members must fit in the archive (stored as they are, or deflated at most DEFLATE_MAX_RATIO:1).
 
     np.load allocates the declared shape first and reads the bytes after, so a 1 kB file that
     declares a (10^11,) float64 array would ask for 745 GiB."""
+    path = Path(path)
     archive_size = path.stat().st_size
+    headers = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             ratio = info.file_size / max(info.compress_size, 1)
@@ -181,7 +129,10 @@ def check_npz_sizes(path: Path) -> None:
             if not info.filename.endswith(".npy"):
                 continue
             with archive.open(info) as f:
-                version = np.lib.format.read_magic(f)
+                try:
+                    version = np.lib.format.read_magic(f)
+                except ValueError as e:
+                    raise ValueError(f"its member {info.filename.removesuffix('.npy')!r} is not a .npy array ({e})") from None
                 read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)
                 if read_header is None:
@@ -193,70 +144,75 @@ def check_npz_sizes(path: Path) -> None:
                         f"entry {info.filename!r} declares shape {shape} of {dtype} ({needed:,} bytes) "
                         f"but holds only {info.file_size - f.tell():,}"
                     )
+                headers[info.filename] = (shape, dtype)
+    return headers
+
+
+def _no_config(path: Path, where: str) -> WrongKindError:
+    return WrongKindError(f"{str(path)!r} is not an inti parameter file: it has no stored config ({where}); "
+                          f"save it with inti.io.params.save_params, or read it with inti.io.weights.load",
+                          kind=kinds.STATE_DICT, readers=kinds.READERS[kinds.STATE_DICT])
 
 
 def _load_npz(path: Path) -> tuple[dict, str]:
     try:
-        check_npz_sizes(path)
+        headers = check_npz_sizes(path)
+        if f"{CONFIG_ENTRY}.npy" not in headers:
+            raise _no_config(path, f"npz entry {CONFIG_ENTRY!r}")
+        if any(dtype.hasobject for _, dtype in headers.values()):
+            raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt (an entry holds "
+                                   "pickled objects, not numbers)")
         with np.load(path, allow_pickle=False) as npz:
-            names = list(npz.files)
-            if CONFIG_ENTRY not in names:
-                raise ValueError(
-                    f"{str(path)!r} is not an inti parameter file: it has no stored config "
-                    f"(npz entry {CONFIG_ENTRY!r}); save it with inti.io.params.save_params"
-                )
-            entries = {k: npz[k] for k in names}
+            entries = {k: npz[k] for k in npz.files}
+    except WeightsError:
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, OverflowError, MemoryError) as e:
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated "
-                         f"({str(e) or type(e).__name__})") from None
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated "
+                               f"({str(e) or type(e).__name__})") from None
     except ValueError as e:
-        if "inti parameter file" in str(e):
-            raise
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt ({e})") from None
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt ({e})") from None
     # np.load hands back raw bytes for a member that is not an .npy array
     bad = sorted(k for k, v in entries.items() if not isinstance(v, np.ndarray))
-    meta = entries.pop(CONFIG_ENTRY)
-    if bad or meta.dtype.kind != "U" or meta.shape != ():
+    meta = entries.pop(CONFIG_ENTRY, None)
+    if bad or meta is None or meta.dtype.kind != "U" or meta.shape != ():
         what = f"entries {', '.join(bad)} are not arrays" if bad else f"entry {CONFIG_ENTRY!r} is not a string"
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt ({what})")
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt ({what})")
     strings = sorted(k for k, v in entries.items() if v.dtype.kind not in "fiub")
     if strings:
-        raise ValueError(f"could not read parameter file {str(path)!r}: entries {', '.join(strings)} are not numeric arrays")
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: entries {', '.join(strings)} are not numeric arrays")
     return entries, str(meta[()])
 
 
 def _load_safetensors(path: Path) -> tuple[dict, str]:
-    _, safe_open = _import_safetensors()
+    safe_open = _safetensors("").safe_open
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = (f.metadata() or {}).get(METADATA_KEY)
             if meta is None:
-                raise LookupError
-            metadata = f.metadata() or {}
-            if TRAINING_KEY in metadata:  # a training checkpoint (inti.train.checkpoint): its model part
-                params = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
-            else:
-                params = {k: f.get_tensor(k) for k in f.keys()}
-    except LookupError:
-        raise ValueError(
-            f"{str(path)!r} is not an inti parameter file: it has no stored config "
-            f"(safetensors metadata {METADATA_KEY!r}); save it with inti.io.params.save_params"
-        ) from None
+                raise _no_config(path, f"safetensors metadata {METADATA_KEY!r}")
+            params = {k: f.get_tensor(k) for k in f.keys()}
+    except WeightsError:
+        raise
     except Exception as e:  # safetensors raises its own SafetensorError for damaged files
-        raise ValueError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated ({e})") from None
+        raise CorruptFileError(f"could not read parameter file {str(path)!r}: it is corrupt or truncated ({e})") from None
     return params, meta
 
 
 def load_params(path) -> tuple[dict, ModelConfig]:
-    """Read a file written by `save_params`: returns (params, cfg), params as NumPy arrays
-    with their stored dtypes, checked against cfg."""
+    """Read a file written by `save_params`, or the model part of a training checkpoint:
+    returns (params, cfg), params as NumPy arrays with their stored dtypes, checked against cfg."""
     path = Path(path)
-    check_regular_file(path, "parameter file")
-    kind = _sniff(path)
-    params, meta = _load_npz(path) if kind == "npz" else _load_safetensors(path)
+    check_regular_file(path, "parameter file", WeightsError)
+    found = kinds.sniff(path)
+    if found.kind == kinds.TRAINING:
+        params, cfg, _ = train_checkpoint.read_model(path)
+        return params, cfg
+    if found.kind in (kinds.STATE_DICT, kinds.TORCHSCRIPT) and found.container not in ("npz", "safetensors"):
+        raise kinds.wrong_kind(path, found, "an inti parameter file")
+    params, meta = _load_npz(path) if _sniff(path) == "npz" else _load_safetensors(path)
     cfg = config_from_json(meta, repr(str(path)))
     try:
         check_params(params, cfg)
     except ValueError as e:
-        raise ValueError(f"parameter file {str(path)!r}: {e}") from None
+        raise WeightsError(f"parameter file {str(path)!r}: {e}") from None
     return params, cfg

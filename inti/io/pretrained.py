@@ -5,18 +5,23 @@ One line each (spec/07-pretrained-layouts.md has the key maps)::
     model = from_timm(timm.create_model("vit_base_patch16_224", pretrained=True), schedule=(3,))
     model = from_clip("ViT-B-16.pt", schedule=(3,))                        # OpenAI CLIP file
     model = from_clip(open_clip_model, schedule=(3,))                      # open_clip model
-    model = from_checkpoint("model.safetensors", schedule=(3,), image_size=160)
+    model = from_weights("model.safetensors", schedule=(3,), image_size=160)
+    model = from_weights("run/best.safetensors")                          # inti's own weights
 
 The key mapping, the config inferred from the shapes, the position-grid resampling and the
 new predictors all come from `inti.io.layouts` (NumPy), so the spec and the torch model read a
-checkpoint the same way; files are read by `inti.io.checkpoints.load_checkpoint`. A model object tells more than its state dict: its heads, activation and LayerNorm
-eps are read from its modules; a state dict or a file gets the layout's defaults, which
-keyword overrides (``heads=``, ``activation=``, ``ln_eps=``) replace.
+pretrained model the same way; every file is read by the one front door, `inti.io.weights.load`.
+A model object tells more than its state dict: its heads, activation and LayerNorm eps are
+read from its modules (`timm_hints`, `clip_hints`); a state dict or a file gets the layout's
+defaults, which keyword overrides (``heads=``, ``activation=``, ``ln_eps=``) replace.
+
+``from_checkpoint`` is the old name of `from_weights`, kept for one release.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -24,11 +29,12 @@ from torch import nn
 
 from torch_impl import InTIModel, from_ref_params, to_numpy
 
-from .checkpoints import load_checkpoint
-from .layouts import FAMILY, LAYOUTS, convert_state_dict, key_map, unwrap_state_dict
-from .layouts import export_state_dict as _export_arrays
+from . import weights
+from .keymaps import FAMILY, LAYOUTS, key_map
+from .layouts import convert_state_dict, to_layout
+from .state_dicts import stored_dtype
 
-__all__ = ["from_timm", "from_clip", "from_checkpoint", "export_state_dict"]
+__all__ = ["from_timm", "from_clip", "from_weights", "export_state_dict", "timm_hints", "clip_hints"]
 
 
 # ---- what a model object tells beyond its shapes ----------------------------------------------
@@ -42,7 +48,7 @@ def _activation_name(module: nn.Module) -> str:
     raise ValueError(f"the MLP's activation {module!r} is not supported; InTI has exact GELU and QuickGELU")
 
 
-def _timm_hints(model: nn.Module) -> dict:
+def timm_hints(model: nn.Module) -> dict:
     """heads, activation and eps of a timm VisionTransformer; refuse what the layout cannot say."""
     if getattr(model, "global_pool", "token") != "token":
         raise ValueError(
@@ -63,7 +69,8 @@ def _clip_visual(model: nn.Module) -> nn.Module:
     return visual
 
 
-def _clip_hints(visual: nn.Module) -> dict:
+def clip_hints(visual: nn.Module) -> dict:
+    """heads, activation and eps of an open_clip or OpenAI CLIP image tower; refuse what the layout cannot say."""
     if getattr(visual, "pool_type", "tok") != "tok":
         raise ValueError(
             f"this open_clip ViT pools with pool_type={visual.pool_type!r}; InTI reads the class token (spec/00-method.md §2.4)"
@@ -73,53 +80,60 @@ def _clip_hints(visual: nn.Module) -> dict:
 
 
 def _source(obj, family: str):
-    """(state dict of tensors or arrays, hints from a module) for a module, a mapping or a path."""
-    if isinstance(obj, (str, os.PathLike)):
-        return load_checkpoint(obj), {}
+    """(state dict of tensors or arrays, hints from a module) for a module or a mapping."""
     if isinstance(obj, nn.Module):
         if family == "timm":
-            return obj.state_dict(), _timm_hints(obj)
+            return obj.state_dict(), timm_hints(obj)
         visual = _clip_visual(obj)
-        return visual.state_dict(), _clip_hints(visual)
+        return visual.state_dict(), clip_hints(visual)
     if isinstance(obj, Mapping):
         return obj, {}
-    raise TypeError(f"expected a model, a state dict or a checkpoint path, got {type(obj).__name__}")
+    raise TypeError(f"expected a model, a state dict or the path of a weights file, got {type(obj).__name__}")
 
 
-def _dtype_of(state_dict) -> torch.dtype:
-    """The checkpoint's dtype: its position embedding's (a whole CLIP model's text tower comes first)."""
-    state_dict = unwrap_state_dict(state_dict)
-    keys = [k for k in ("pos_embed", "visual.positional_embedding", "positional_embedding") if k in state_dict]
-    for key in keys + list(state_dict):
-        value = state_dict[key]
-        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-        if value.is_floating_point():
-            return value.dtype
-    return torch.get_default_dtype()
+def _torch_dtype(name: str | None) -> torch.dtype:
+    """The torch dtype of a stored dtype's name; the default dtype where none was stored."""
+    return getattr(torch, name) if name else torch.get_default_dtype()
 
 
 def _build(state_dict, hints: dict, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides):
     params, cfg = convert_state_dict(
         state_dict, schedule, image_size, layout=layout, antialias=antialias, seed=seed, **(hints | overrides)
     )
-    dtype = dtype if dtype is not None else _dtype_of(state_dict)
+    dtype = dtype if dtype is not None else _torch_dtype(stored_dtype(state_dict))
     return from_ref_params(params, cfg, dtype, attn_path=attn_path, frames=frames)
+
+
+def _from_file(path, accept, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides):
+    """A model from a weights file, read by the front door (`inti.io.weights.load`)."""
+    loaded = weights.load(path, accept=accept, layout=layout, schedule=schedule, image_size=image_size,
+                          antialias=antialias, seed=seed, **overrides)
+    dtype = dtype if dtype is not None else _torch_dtype(loaded.dtype)
+    return from_ref_params(loaded.params, loaded.cfg, dtype, attn_path=attn_path, frames=frames)
+
+
+def _is_path(obj) -> bool:
+    return isinstance(obj, (str, os.PathLike))
 
 
 def from_timm(model_or_state_dict_or_path, schedule=(), image_size: int | None = None, *, dtype: torch.dtype | None = None,
               antialias: bool = True, seed: int = 0, attn_path: str = "sdpa", frames: int | None = None,
               **overrides) -> InTIModel:
     """An InTI model from a timm ViT (``vit_*_patch*_*``, ``vit_*_clip_*``): a timm model, its
-    state dict, or a checkpoint file.
+    state dict, or a weights file holding it.
 
     schedule: where to merge (spec/00-method.md §3); the predictors are new, with a zero score layer, so
     the model first merges each pair by its plain mean. With ``schedule=()`` the model is the
     naive adaptation: on one frame it returns what timm returns (logits, or pre-logits when the
     timm model has no head); on T frames, the mean of timm's per-frame outputs.
     image_size: resample the position grid for another frame size (bicubic, antialias=True as
-    timm's loader). dtype: the model's; by default the checkpoint's. overrides: heads,
+    timm's loader). dtype: the model's; by default the weights'. overrides: heads,
     activation, ln_eps (for a state dict: exact GELU, eps 1e-6, or 1e-5 when it has norm_pre;
-    ``*_clip_quickgelu_*`` state dicts need ``activation="quick_gelu"``), and predictor options."""
+    ``*_clip_quickgelu_*`` state dicts need ``activation="quick_gelu"``), and predictor options.
+    An inti parameter file or training checkpoint is refused with a hint: `from_weights` reads it."""
+    if _is_path(model_or_state_dict_or_path):
+        return _from_file(model_or_state_dict_or_path, weights.OTHERS, "timm", schedule, image_size, dtype, antialias,
+                          seed, attn_path, frames, overrides)
     state_dict, hints = _source(model_or_state_dict_or_path, "timm")
     return _build(state_dict, hints, "timm", schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
 
@@ -136,36 +150,57 @@ def from_clip(model_or_state_dict_or_path, schedule=(), layout: str | None = Non
     as "clip". Other arguments as in `from_timm`; the output is the image embedding (after proj)."""
     if layout is not None and FAMILY.get(layout) != "clip":
         raise ValueError(f"from_clip takes layout 'clip', 'open_clip' or None, got {layout!r}; timm models: from_timm")
+    if _is_path(model_or_state_dict_or_path):
+        return _from_file(model_or_state_dict_or_path, weights.OTHERS, layout or "clip", schedule, image_size, dtype,
+                          antialias, seed, attn_path, frames, overrides)
     state_dict, hints = _source(model_or_state_dict_or_path, "clip")
     if layout is None:
         layout = "open_clip" if hints.get("activation") == "gelu" else "clip"
     return _build(state_dict, hints, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
 
 
-def from_checkpoint(path_or_state_dict, schedule=(), layout: str | None = None, image_size: int | None = None, *,
-                    dtype: torch.dtype | None = None, antialias: bool = True, seed: int = 0, attn_path: str = "sdpa",
-                    frames: int | None = None, **overrides) -> InTIModel:
-    """An InTI model from a checkpoint file or state dict in any known layout, detected from its
-    keys (a CLIP-family one is read as "clip" unless ``layout="open_clip"``). Other arguments as
-    in `from_timm`. For a model object, use `from_timm` or `from_clip`, which read its modules."""
+def from_weights(path_or_state_dict, schedule=None, layout: str | None = None, image_size: int | None = None, *,
+                 dtype: torch.dtype | None = None, antialias: bool = True, seed: int = 0, attn_path: str = "sdpa",
+                 frames: int | None = None, **overrides) -> InTIModel:
+    """An InTI model from any weights file (`inti.io.weights.load`: an inti parameter file or
+    training checkpoint, or another library's state dict in any known layout) or a state dict.
+
+    A state dict's layout is detected from its keys (a CLIP-family one is read as "clip" unless
+    ``layout="open_clip"``), and ``schedule=None`` means no merges. inti's own files keep their
+    stored config and trained θ: schedule None keeps their schedule, and the conversion options
+    (layout, image_size, overrides) are refused. dtype: by default the file's. Other arguments
+    as in `from_timm`. For a model object, use `from_timm` or `from_clip`, which read its modules."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS} or None, got {layout!r}")
     if isinstance(path_or_state_dict, nn.Module):
-        raise TypeError("from_checkpoint takes a file or a state dict; for a model use from_timm or from_clip")
+        raise TypeError("from_weights takes a file or a state dict; for a model use from_timm or from_clip")
+    if _is_path(path_or_state_dict):
+        return _from_file(path_or_state_dict, weights.ALL, layout, schedule, image_size, dtype, antialias, seed,
+                          attn_path, frames, overrides)
     state_dict, _ = _source(path_or_state_dict, "any")
-    return _build(state_dict, {}, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
+    return _build(state_dict, {}, layout, () if schedule is None else schedule, image_size, dtype, antialias, seed,
+                  attn_path, frames, overrides)
 
 
 def export_state_dict(model: InTIModel, layout: str, *, prefix: str = "") -> dict[str, torch.Tensor]:
     """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip" or
     "open_clip"), on the model's device and in its dtype, ready for that library's
     ``load_state_dict`` (with ``prefix="visual."`` for a whole CLIP model's ``visual`` part,
-    loaded with strict=False). The predictors θ are left out; see inti.io.layouts.export_state_dict."""
+    loaded with strict=False). The predictors θ are left out; the NumPy version is
+    `inti.io.layouts.to_layout`."""
     if not isinstance(model, InTIModel):
         raise TypeError(f"expected an InTIModel, got {type(model).__name__}")
     state = model.state_dict()
     arrays = {k: to_numpy(v) for k, v in state.items()}
-    exported = _export_arrays(arrays, model.cfg, layout, prefix=prefix)
+    exported = to_layout(arrays, model.cfg, layout, prefix=prefix)
     dtypes = {prefix + theirs: state[ours].dtype for ours, theirs in key_map(model.cfg, layout).items()}
     device = model.pos_embed.device
     return {k: torch.from_numpy(v.copy()).to(device=device, dtype=dtypes[k]) for k, v in exported.items()}
+
+
+def __getattr__(name: str):
+    if name == "from_checkpoint":  # the old name, for one release: "checkpoint" now means a training checkpoint
+        warnings.warn("inti.io.pretrained.from_checkpoint is now from_weights (it reads every kind of weights "
+                      "file); the old name goes in the next release", DeprecationWarning, stacklevel=2)
+        return from_weights
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

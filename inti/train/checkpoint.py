@@ -1,12 +1,12 @@
-"""Training checkpoints: one safetensors file holds the whole state of a run.
+"""Training checkpoints, the trainer's side: what a run saves and how it resumes.
 
-Tensors: ``model.<key>`` (the state dict, spec/00-method.md §3.5), ``optim.<param>.<field>``
-(AdamW's moments and step count, per parameter name), ``rng.torch`` (torch's generator).
-Metadata: ``inti-train``, a JSON object with the format and version, the step, the epoch and
-the position inside it, the training and data configs, the metrics so far and the NumPy and
-Python generator states; and ``inti``, the model config as parameter files store it, so that
-`inti.io.params.load_params` (and with it `inti demo --weights`, `inti parity`, the NumPy spec)
-reads the trained model straight from a checkpoint.
+The file format (one safetensors file: ``model.*``, ``optim.*`` and ``rng.torch`` tensors, the
+run state and the model config as metadata) has one owner, `inti.io.train_checkpoint`; this
+module gathers the model's, the optimizer's and the generators' state into it, and puts them
+back. The weights loader reads a checkpoint's model through the same owner, so
+`inti.io.weights.load` (and with it ``--weights``, `inti.io.params.load_params`, the NumPy
+spec) reads a trained model straight from a checkpoint.
+``ema.<key>`` tensors (the EMA of the weights, `inti.train.ema`) ride along when a run keeps one.
 
 Nothing is unpickled: safetensors holds arrays and strings only. Writes are atomic
 (`inti.io.atomic`), so a run killed while saving keeps its last good checkpoint.
@@ -18,7 +18,6 @@ fallbacks of `--resume`), ``OUT/metrics.jsonl`` and ``OUT/curves.png``.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import random
@@ -29,12 +28,14 @@ import torch
 
 from ref.params import key_report
 
-from ..io.atomic import write_bytes
-from ..io.files import check_regular_file
-from ..io.params import METADATA_KEY, config_from_json, config_to_json
+from ..io import train_checkpoint as file_format
+from ..io.train_checkpoint import FORMAT, MODEL, OPTIM, RNG, VERSION, model_part, read
 
-FORMAT, VERSION = "inti-train", 1
+__all__ = ["CheckpointMismatch", "save", "read", "load_model", "load_optimizer", "restore_rng", "candidates", "latest",
+           "prune", "step_path", "FORMAT", "VERSION", "LAST", "BEST", "FOLDER", "RUN_FILES"]
+
 LAST, BEST, FOLDER = "last.safetensors", "best.safetensors", "checkpoints"
+RUN_FILES = (LAST, BEST, FOLDER, "metrics.jsonl", "curves.png", "recipe.toml")  # what a run writes in its folder
 
 
 class CheckpointMismatch(ValueError):
@@ -49,21 +50,20 @@ def step_path(out: Path, step: int) -> Path:
     return Path(out) / FOLDER / f"step-{step:08d}.safetensors"
 
 
-def save(path, model, optimizer, state: dict) -> None:
-    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs)."""
-    from safetensors.torch import save as to_bytes
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+def save(path, model, optimizer, state: dict, extra: dict | None = None) -> None:
+    """Write model, optimizer, generators and `state` (step, epoch, batch, history, configs);
+    `extra`: more tensors under their own prefix (the EMA's ``ema.*``)."""
+    tensors = {f"{MODEL}{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     names = {id(p): n for g in optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
     for p, st in optimizer.state.items():
         for field, value in st.items():
-            tensors[f"optim.{names[id(p)]}.{field}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
-    tensors["rng.torch"] = torch.get_rng_state()
+            tensors[f"{OPTIM}{names[id(p)]}.{field}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+    tensors[RNG] = torch.get_rng_state()
+    tensors.update(extra or {})
     python_state = random.getstate()
-    meta = dict(state, format=FORMAT, version=VERSION,
-                numpy_rng=_jsonable(np.random.get_state()),
-                python_rng=[python_state[0], list(python_state[1]), python_state[2]])
-    write_bytes(path, to_bytes(tensors, metadata={FORMAT: json.dumps(meta), METADATA_KEY: config_to_json(model.cfg)}))
+    run_state = dict(state, numpy_rng=_jsonable(np.random.get_state()),
+                     python_rng=[python_state[0], list(python_state[1]), python_state[2]])
+    file_format.write(path, tensors, run_state, model.cfg)
 
 
 def _jsonable(state):
@@ -71,38 +71,10 @@ def _jsonable(state):
     return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
-def read(path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, metadata) of a checkpoint; CheckpointMismatch (a ValueError) for anything that
-    is not a whole inti training checkpoint."""
-    from safetensors import safe_open
-
-    check_regular_file(path, "training checkpoint")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = (f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own SafetensorError for damaged files
-        raise CheckpointMismatch(f"could not read training checkpoint {str(path)!r}: it is corrupt or truncated ({e})") from None
-    if FORMAT not in meta:
-        raise CheckpointMismatch(f"{str(path)!r} is not an inti training checkpoint (no {FORMAT!r} metadata)")
-    try:
-        state = json.loads(meta[FORMAT])
-    except json.JSONDecodeError as e:
-        raise CheckpointMismatch(f"{str(path)!r}: its training state is not valid JSON ({e})") from None
-    if state.get("format") != FORMAT or state.get("version") != VERSION:
-        raise CheckpointMismatch(f"{str(path)!r}: training checkpoint format {state.get('version')!r} is not supported")
-    state["model_config"] = config_from_json(meta.get(METADATA_KEY, ""), repr(str(path)))
-    return tensors, state
-
-
-def model_state(tensors: dict) -> dict[str, torch.Tensor]:
-    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-
-
 def load_model(model, tensors: dict, path) -> None:
     """Load the checkpoint's weights into `model`, loudly: every missing, unexpected or
     mis-shaped key is named, with both shapes."""
-    weights = model_state(tensors)
+    weights = model_part(tensors)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     problems = key_report({k: tuple(v.shape) for k, v in weights.items()}, expected)
     if problems:
@@ -114,9 +86,9 @@ def load_optimizer(optimizer, tensors: dict, path) -> None:
     names = {n: p for g in optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
     state: dict = {}
     for key, value in tensors.items():
-        if not key.startswith("optim."):
+        if not key.startswith(OPTIM):
             continue
-        name, field = key[len("optim."):].rsplit(".", 1)
+        name, field = key[len(OPTIM):].rsplit(".", 1)
         if name not in names:
             raise CheckpointMismatch(f"checkpoint {str(path)!r} has optimizer state for {name!r}, which this run does not train")
         state.setdefault(names[name], {})[field] = value
@@ -126,7 +98,7 @@ def load_optimizer(optimizer, tensors: dict, path) -> None:
 
 
 def restore_rng(tensors: dict, state: dict) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
+    torch.set_rng_state(tensors[RNG])
     kind, keys, pos, has_gauss, gauss = state["numpy_rng"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python_rng"]

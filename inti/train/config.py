@@ -1,5 +1,12 @@
-"""The training recipe: one frozen dataclass, validated when it is built, stored in every
-checkpoint, compared field by field when a run resumes."""
+"""The training configuration: one frozen dataclass, validated when it is built, stored in every
+checkpoint, compared field by field when a run resumes. A recipe file (`inti.train.recipe`)
+resolves to one of these, with the model and data configs beside it.
+
+The fine-tuning toolkit is off by default and each piece is one field [ours, spec/00-method.md
+§13]: `layer_decay` (BEiT's layer-wise lr decay), `drop_path` (stochastic depth), `mixup` and
+`cutmix` (one mask over all frames of a clip), `ema_decay` (an average of the weights,
+evaluated and checkpointed beside them) and `grad_checkpoint` (activations recomputed per block
+in the backward)."""
 
 from __future__ import annotations
 
@@ -34,6 +41,15 @@ class TrainConfig:
     eval_every: int = 50  # steps between evaluations (and checkpoints); 0: only at the end
     log_every: int = 10  # steps between metric lines
     keep: int = 2  # step checkpoints kept besides last and best
+    # the fine-tuning toolkit; every default is "off"
+    layer_decay: float = 1.0  # backbone lr x layer_decay^(depth + 1 - layer); 1: off (inti.train.optim)
+    drop_path: float = 0.0  # stochastic depth, the last block's rate; linear from 0 over the blocks
+    mixup: float = 0.0  # mixup's Beta(alpha, alpha); 0: off (inti.train.mixup)
+    cutmix: float = 0.0  # cutmix's Beta(alpha, alpha); 0: off; one box for all frames of a clip
+    mix_prob: float = 1.0  # probability that a batch is mixed at all, when mixup or cutmix is on
+    mix_switch_prob: float = 0.5  # probability of cutmix rather than mixup when both are on
+    ema_decay: float = 0.0  # EMA of the weights, ema = d * ema + (1 - d) * w per step; 0: off
+    grad_checkpoint: bool = False  # recompute each block's activations in the backward
 
     def __post_init__(self):
         def positive_int(name, zero=False):
@@ -55,6 +71,15 @@ class TrainConfig:
         real("min_lr")
         real("weight_decay")
         real("label_smoothing", hi=1.0)
+        real("layer_decay", open_lo=True, hi=1.0)
+        real("drop_path", hi=0.99)
+        for name in ("mixup", "cutmix"):
+            real(name, hi=100.0)
+        for name in ("mix_prob", "mix_switch_prob"):
+            real(name, hi=1.0)
+        real("ema_decay", hi=1.0)
+        if self.ema_decay == 1.0:
+            raise ValueError("ema_decay must be below 1 (1 would never move the average); 0 turns EMA off")
         for group in GROUPS:
             real(f"lr_{group}")
         if self.clip_grad is not None:
@@ -66,7 +91,7 @@ class TrainConfig:
         if len(tuple(self.betas)) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        for name in ("bf16", "freeze_backbone"):
+        for name in ("bf16", "freeze_backbone", "grad_checkpoint"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -75,6 +100,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches are mixed (mixup or cutmix on, with a chance above 0)."""
+        return (self.mixup > 0 or self.cutmix > 0) and self.mix_prob > 0
 
     @classmethod
     def from_dict(cls, fields: dict) -> "TrainConfig":
@@ -85,7 +115,9 @@ class TrainConfig:
         return cls(**{k: tuple(v) if k == "betas" else v for k, v in fields.items()})
 
 
-def changed_fields(old: dict, new: dict) -> list[str]:
-    """'field: old -> new' for every field that differs (resuming with a changed config)."""
+def changed_fields(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """'field: old -> new' for every field that differs (resuming with a changed config).
+    defaults: values for fields that `old` lacks (a checkpoint written before they existed)."""
+    old = {**(defaults or {}), **old}
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]

@@ -18,6 +18,12 @@ position in the epoch, the history, the generators, the weights and the optimize
 before any is used, and an invalid checkpoint is passed over for the one before it, as a
 corrupt one is. A checkpoint is written only when the weights and the optimizer state are
 finite, and a stop names only a checkpoint this run wrote or resumed from.
+
+The toolkit (spec/00-method.md §13) comes from the config: the model's stochastic depth and
+activation checkpointing are set from it; a mixed batch (`mixup`, `cutmix`) trains on soft
+targets, its draws a function of (seed, step, rank, micro-batch); the EMA of the weights
+(`ema_decay`) is updated after every step, evaluated beside the raw weights (the ``eval_ema``
+records) and saved in every checkpoint, so a resumed run restores it bitwise.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from ..data.datasets import EpochSampler, make_loader
 from . import checkpoint as ckpt
 from .config import TrainConfig, changed_fields
 from .distributed import World, all_sum, gather
+from .ema import EMA
+from .mixup import VideoMixup, soft_cross_entropy, step_generator
 from .optim import build_optimizer, set_lr
 
 MAX_SKIP_FRACTION = 0.05  # the share of a dataset's clips that may be bad (skipped) before a run stops
@@ -159,7 +167,11 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
     if out is not None and world.main:
         Path(out).mkdir(parents=True, exist_ok=True)
     raw = model.to(device)
+    raw.set_drop_path(cfg.drop_path).set_grad_checkpointing(cfg.grad_checkpoint)
     optimizer = build_optimizer(raw, cfg)
+    ema = EMA(raw, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    mixer = VideoMixup(cfg.mixup, cfg.cutmix, raw.cfg.num_classes, cfg.mix_prob, cfg.mix_switch_prob,
+                       cfg.label_smoothing) if cfg.mixes else None
     frozen = {n: p.detach().clone() for n, p in raw.named_parameters() if not p.requires_grad}
     log = Log(out, world)
     data_config = dict(data_config or {})
@@ -170,7 +182,7 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
     if resume:
         def changed(state):
             as_stored = lambda d: json.loads(json.dumps(d))  # noqa: E731 - tuples come back as lists
-            problems = (changed_fields(state["train_config"], as_stored(cfg.to_dict()))
+            problems = (changed_fields(state["train_config"], as_stored(cfg.to_dict()), as_stored(TrainConfig().to_dict()))
                         + changed_fields(state["data"], as_stored(data_config)))
             if state["model_config"] != raw.cfg:
                 problems.append(f"model config: {state['model_config']} -> {raw.cfg}")
@@ -187,6 +199,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
         path, tensors, state = found
         ckpt.load_model(raw, tensors, path)
         ckpt.load_optimizer(optimizer, tensors, path)
+        if ema is not None:
+            ema.load(tensors, repr(str(path)))
         ckpt.restore_rng(tensors, state)
         step, epoch, batch, best = state["step"], state["epoch"], state["batch"], state["best"]
         skip_state, good = state.get("skipped"), path
@@ -211,7 +225,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
     def save_state(path):
         ckpt.save(path, raw, optimizer, {"step": step, "epoch": epoch, "batch": batch, "best": best,
                                          "history": log.history, "train_config": cfg.to_dict(), "data": data_config,
-                                         "skipped": skips.state()})
+                                         "skipped": skips.state()},
+                  extra=ema.tensors() if ema is not None else None)
 
     def checkpoint(metrics=None):
         nonlocal best, good
@@ -244,15 +259,19 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
                 videos = torch.zeros(1, train_data.frames, 3, train_data.size, train_data.size)
                 labels, weight = torch.zeros(1, dtype=torch.long), 0
             sync = contextlib.nullcontext() if k == cfg.accum - 1 or world.size == 1 else net.no_sync()
+            videos, labels = videos.to(device), labels.to(device)
+            if mixer is not None and weight:  # soft targets; the draws replay on resume
+                videos, targets = mixer(videos, labels, step_generator(cfg.seed, step, world.rank, k))
             with sync, _autocast(device, cfg.bf16):
                 try:
-                    logits = net(videos.to(device))
+                    logits = net(videos)
                 except ValueError as e:  # the model's own check: non-finite values from finite inputs
                     if "NaN or infinite" not in str(e):
                         raise
                     say(f"step {step + 1}: {e}")
                     raise stopped("the forward gave NaN or infinite values") from None
-                loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=cfg.label_smoothing)
+                loss = soft_cross_entropy(logits, targets) if mixer is not None and weight else \
+                    F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
             (loss / cfg.accum if weight else loss * 0.0).backward()
             loss_sum += float(loss.detach()) / cfg.accum if weight else 0.0
             clips += len(labels) if weight else 0
@@ -265,6 +284,8 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
                 raise stopped(f"the gradient norm is {float(norm)}")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(raw)
         step += 1
         net_loss = loss_sum if clips else None  # a step of bad clips only: no loss, no update
         seen += clips
@@ -281,6 +302,9 @@ def fit(model, train_data, val_data, config: TrainConfig, out=None, *, world: Wo
                                max_skip_fraction=fraction) if val_data is not None else None
             if metrics is not None:
                 log({"step": step, "eval": metrics})
+                if ema is not None:  # the average, beside the raw weights; "best" follows the raw ones [ours]
+                    log({"step": step, "eval_ema": evaluate(ema.model(raw), val_data, batch_size=micro, world=world,
+                                                            workers=workers, bf16=cfg.bf16, max_skip_fraction=fraction)})
             checkpoint(metrics)
             raw.train()
     for name, p in raw.named_parameters():  # a frozen backbone stays bitwise unchanged

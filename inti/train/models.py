@@ -1,6 +1,7 @@
-"""The model a run starts from: a preset with fresh weights, or pretrained weights (an inti
-parameter file or training checkpoint, a timm / OpenAI CLIP / open_clip checkpoint file, or a
-timm model name whose weights timm already holds on this machine; nothing is downloaded).
+"""The model a run starts from: a preset with fresh weights, or pretrained weights (any weights
+file, read by the front door `inti.io.weights.load`: an inti parameter file or training
+checkpoint, a timm / OpenAI CLIP / open_clip state dict or TorchScript archive; or a timm model
+name whose weights timm already holds on this machine; nothing is downloaded).
 
 The pretrained backbone must fit exactly: every backbone key present with its shape, or a
 loud error that names them. The parts that are new for video (θ's ``merges.*``, a head for
@@ -43,24 +44,20 @@ def fit_params(pretrained: dict, source_cfg: ModelConfig, cfg: ModelConfig, seed
     return {k: (pretrained[k] if (not _is_new(k) or (keep_new and k in pretrained)) else v) for k, v in fresh.items()}
 
 
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
+
+
 def load_pretrained(name_or_file: str) -> tuple[dict, ModelConfig, str]:
-    """(params, cfg, description) of pretrained weights."""
+    """(params, cfg, description) of pretrained weights: a weights file of any kind, or a timm
+    model name."""
     path = Path(name_or_file).expanduser()
     if path.exists():
-        from ..io.params import load_params
+        from ..io.weights import load
 
-        try:
-            params, cfg = load_params(path)
-            return params, cfg, f"{path} (inti parameters)"
-        except ValueError as e:
-            if "is not an inti parameter file" not in str(e) and "not an inti" not in str(e):
-                raise
-        from ..io.layouts import convert_state_dict
-
-        params, cfg = convert_state_dict(path)
-        return params, cfg, f"{path} (converted checkpoint)"
-    if os.sep in name_or_file or name_or_file.endswith((".pt", ".pth", ".bin", ".safetensors", ".npz")):
-        raise FileNotFoundError(f"no such pretrained weights file: {name_or_file!r}")
+        loaded = load(path)
+        return loaded.params, loaded.cfg, loaded.describe()
+    if os.sep in name_or_file or name_or_file.endswith(WEIGHT_SUFFIXES):
+        raise FileNotFoundError(f"no such weights file: {name_or_file!r}")
     return _timm_cached(name_or_file)
 
 
@@ -69,34 +66,35 @@ def _timm_cached(name: str) -> tuple[dict, ModelConfig, str]:
     try:
         import timm
     except ImportError:
-        raise ImportError("--pretrained NAME needs timm: pip install 'inti[interop]'") from None
+        raise ImportError("--weights NAME (a timm model) needs timm: pip install 'inti[interop]'") from None
     if name not in timm.list_models():
-        raise ValueError(f"--pretrained {name!r} is neither a file nor a timm model name")
+        raise ValueError(f"--weights {name!r} is neither a file nor a timm model name")
     os.environ["HF_HUB_OFFLINE"] = "1"  # never fetched at run time
     try:
         model = timm.create_model(name, pretrained=True)
     except Exception as e:  # timm and huggingface_hub raise their own kinds for a missing cache
         raise ValueError(
             f"timm holds no local copy of {name!r}'s weights ({type(e).__name__}); inti downloads nothing: "
-            "fetch them once with timm yourself, or pass the checkpoint file"
+            "fetch them once with timm yourself, or pass the weights file"
         ) from None
     from ..io.layouts import convert_state_dict
-    from ..io.pretrained import _timm_hints
+    from ..io.pretrained import timm_hints
 
-    params, cfg = convert_state_dict(model.state_dict(), layout="timm", **_timm_hints(model))
+    params, cfg = convert_state_dict(model.state_dict(), layout="timm", **timm_hints(model))
     return params, cfg, f"timm {name} (local cache)"
 
 
-def build(make_cfg, seed: int, pretrained: str | None = None, base: ModelConfig | None = None):
+def build(make_cfg, seed: int, pretrained=None, base: ModelConfig | None = None):
     """(InTIModel in float32, its config, where its weights came from).
 
-    make_cfg(source_cfg) -> the run's config: `base` (a preset) or the pretrained weights'
-    config, with the run's schedule, classes and so on."""
+    pretrained: None (fresh weights), a weights file or timm model name (`load_pretrained`), or
+    what `load_pretrained` returned. make_cfg(source_cfg) -> the run's config: `base` (a preset)
+    or the pretrained weights' config, with the run's schedule, classes and so on."""
     if pretrained is None:
         cfg = make_cfg(base)
         params, source = ref.init_params(cfg, seed=seed), f"fresh weights, ref.init_params(seed={seed})"
     else:
-        loaded, source_cfg, source = load_pretrained(pretrained)
+        loaded, source_cfg, source = load_pretrained(pretrained) if isinstance(pretrained, (str, os.PathLike)) else pretrained
         cfg = make_cfg(source_cfg)
-        params = fit_params(loaded, source_cfg, cfg, seed, pretrained)
+        params = fit_params(loaded, source_cfg, cfg, seed, source)
     return from_ref_params(params, cfg, dtype=torch.float32), cfg, source

@@ -132,7 +132,9 @@ def test_the_bytes_of_a_clip_and_the_frame_count_are_bounded(tmp_path, monkeypat
                                                 r"over the bound of 5 frames \(inti\.io\.bounds\.MAX_VIDEO_FRAMES\)"):
         clips.decode(mp4, sample=3)
     with pytest.raises(bounds.BoundError, match=r"the frame count of the video \(decoded so far\) is 6 frames"):
-        clips.decode(raw, sample=3)
+        clips.decode(raw, sample=3, plan=False)
+    with pytest.raises(bounds.BoundError, match=r"the frame count of the video \(as its index counts it\) is 6 frames"):
+        clips.decode(raw, sample=3)  # the planned decode counts the packets of the index
 
 
 def test_synthetic_clips_are_bounded_before_they_are_generated():

@@ -7,7 +7,8 @@ did not ask to write. Bounded for CI (the "fuzz" hypothesis profile, tests/conft
 
 Input classes: videos as arrays (ref and torch), configs (keyword fields and stored JSON),
 parameter dicts, parameter files (truncated at every offset, bytes flipped, headers lying about
-shapes), checkpoint files (the same, in three formats), video files (truncated, flipped, text,
+shapes), other libraries' weights files (the same, in three formats), every kind of weights file
+through the front door (`inti.io.weights.load`), video files (truncated, flipped, text,
 zero-length, audio only), and `inti` command lines.
 """
 
@@ -28,9 +29,9 @@ from hypothesis import strategies as st
 import ref
 import torch_impl
 from fuzzing import outcome, snapshot
-from inti.io.checkpoints import load_checkpoint
 from inti.io.clips import bundled_clip, load_clip
 from inti.io.params import config_from_json, config_to_json, load_params, save_params
+from inti.io.state_dict_files import read_state_dict
 
 LONG = os.environ.get("INTI_FUZZ_LONG") == "1"
 FUZZ = settings.get_profile("fuzz")
@@ -260,10 +261,10 @@ def test_fuzz_parameter_files_lying_headers(param_files, tmp_path, case):
     assert isinstance(err, ValueError), err
 
 
-# ---- checkpoint files ----------------------------------------------------------------------------
+# ---- other libraries' weights files ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def checkpoint_files(tmp_path_factory):
+def weights_files(tmp_path_factory):
     from safetensors.torch import save_file
 
     d = tmp_path_factory.mktemp("ckpt")
@@ -280,24 +281,86 @@ def is_state_dict(result) -> None:
 
 
 @pytest.mark.parametrize("name", ["c.safetensors", "c.pt", "script.pt"])
-def test_fuzz_checkpoints_truncated(checkpoint_files, tmp_path, name):
-    data = checkpoint_files[name]
+def test_fuzz_weights_files_truncated(weights_files, tmp_path, name):
+    data = weights_files[name]
     for cut in offsets(len(data), every=max(len(data) // 60, 1)):
         path = tmp_path / name
         path.write_bytes(data[:cut])
-        outcome(f"checkpoint {name.split('.')[-1]}, truncated", lambda: load_checkpoint(path), is_state_dict)
+        outcome(f"state dict file {name.split('.')[-1]}, truncated", lambda: read_state_dict(path), is_state_dict)
 
 
 @settings(FUZZ)
 @given(st.sampled_from(["c.safetensors", "c.pt", "script.pt"]), st.data())
-def test_fuzz_checkpoints_with_flipped_bytes(checkpoint_files, tmp_path_factory, name, data):
-    raw = bytearray(checkpoint_files[name])
+def test_fuzz_weights_files_with_flipped_bytes(weights_files, tmp_path_factory, name, data):
+    raw = bytearray(weights_files[name])
     for _ in range(data.draw(st.integers(1, 4))):
         raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
     path = tmp_path_factory.mktemp("flip") / name
     path.write_bytes(bytes(raw))
-    outcome(f"checkpoint {name.split('.')[-1]}, bytes flipped", lambda: load_checkpoint(path), is_state_dict)
+    outcome(f"state dict file {name.split('.')[-1]}, bytes flipped", lambda: read_state_dict(path), is_state_dict)
 
+
+
+# ---- the front door: every kind of weights file through inti.io.weights.load ----------------------
+
+FRONT_DOOR = ("params.npz", "params.safetensors", "training.safetensors", "timm.safetensors", "timm.pt")
+
+
+@pytest.fixture(scope="module")
+def front_door_files(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from inti.io import train_checkpoint
+    from inti.io.layouts import to_layout
+
+    d = tmp_path_factory.mktemp("front")
+    save_params(d / "params.npz", TINY_PARAMS, TINY)
+    save_params(d / "params.safetensors", TINY_PARAMS, TINY)
+    model = {f"{train_checkpoint.MODEL}{k}": torch.from_numpy(v) for k, v in TINY_PARAMS.items()}
+    train_checkpoint.write(d / "training.safetensors", model | {train_checkpoint.RNG: torch.get_rng_state()},
+                           {"step": 3}, TINY)
+    image = TINY.replace(schedule=())
+    sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_layout(ref.backbone(TINY_PARAMS), image, "timm").items()}
+    save_file(sd, d / "timm.safetensors")
+    torch.save({"model": sd}, d / "timm.pt")
+    return Files({name: (d / name).read_bytes() for name in FRONT_DOOR})
+
+
+def loads_weights(result) -> None:
+    """What the front door returns: parameters that fit their config, and the kind it read."""
+    from inti.io.kinds import KINDS
+
+    assert result.kind in KINDS and isinstance(result.cfg, ref.ModelConfig)
+    ref.check_params(result.params, result.cfg)
+
+
+def _front_door(tmp_path, name: str, data: bytes):
+    from inti.io import weights
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = snapshot(tmp_path)
+    try:
+        return weights.load(path)
+    finally:
+        assert snapshot(tmp_path) == before, "loading changed a file"
+
+
+@pytest.mark.parametrize("name", FRONT_DOOR)
+def test_fuzz_the_front_door_truncated(front_door_files, tmp_path, name):
+    data = front_door_files[name]
+    for cut in offsets(len(data), every=max(len(data) // 40, 1)):
+        outcome(f"weights.load {name}, truncated", lambda: _front_door(tmp_path, name, data[:cut]), loads_weights)
+
+
+@settings(FUZZ)
+@given(st.sampled_from(FRONT_DOOR), st.data())
+def test_fuzz_the_front_door_with_flipped_bytes(front_door_files, tmp_path_factory, name, data):
+    raw = bytearray(front_door_files[name])
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+    tmp = tmp_path_factory.mktemp("flip")
+    outcome(f"weights.load {name}, bytes flipped", lambda: _front_door(tmp, name, bytes(raw)), loads_weights)
 
 # ---- video files ------------------------------------------------------------------------------------
 

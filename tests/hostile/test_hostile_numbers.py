@@ -193,7 +193,7 @@ def test_traceback_only_with_inti_traceback_1(monkeypatch, capsys):
     monkeypatch.setenv("INTI_TRACEBACK", "0")
     assert main(["demo", "--weights", "no-such-file.npz"]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("inti demo: error: no such parameter file")
+    assert "Traceback" not in err and err.startswith("inti demo: error: no such weights file")
     monkeypatch.setenv("INTI_TRACEBACK", "1")
     with pytest.raises(FileNotFoundError):
         main(["demo", "--weights", "no-such-file.npz"])

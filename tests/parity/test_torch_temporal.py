@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import ref
 import torch_impl
 import torch_impl.model
-from inti.io.layouts import convert_state_dict, export_state_dict, external_key, init_predictor
+from inti.io.layouts import convert_state_dict, external_key, init_predictor, to_layout
 from inti.tolerances import compare_traces
 from ref.config import with_temporal
 from ref.cost import temporal_macs
@@ -306,7 +306,7 @@ def test_converted_checkpoints_get_fresh_modules_by_the_init_rule(layout, change
                            embed_dim=None if layout == "timm" else 32, num_classes=10 if layout == "timm" else 0,
                            patch_bias=layout == "timm", heads=1)
     image = ref.init_params(image_cfg, seed=4)
-    sd = export_state_dict(image, image_cfg, layout)
+    sd = to_layout(image, image_cfg, layout)
     params, cfg = convert_state_dict(sd, schedule=(1, 2), layout=layout, heads=1, ln_eps=1e-5, seed=7, **changes)
     assert cfg.temporal == changes["temporal"] and cfg.module_blocks
     ref.check_params(params, cfg)
@@ -320,7 +320,7 @@ def test_converted_checkpoints_get_fresh_modules_by_the_init_rule(layout, change
     plain = ref.forward(without_temporal(params), video, cfg.replace(temporal="none"))
     np.testing.assert_array_equal(with_modules, plain)
     # exporting leaves the modules out, as it leaves θ out
-    assert export_state_dict(params, cfg, layout).keys() == sd.keys()
+    assert to_layout(params, cfg, layout).keys() == sd.keys()
     with pytest.raises(KeyError, match=r"is a temporal module"):
         external_key(next(k for k in params if is_temporal_key(k)), layout)
     broken = {k: v for k, v in params.items() if not k.endswith("temporal.s_adapter.fc2.bias")

@@ -44,3 +44,38 @@ def write_clip(path: Path, frames: int = 6, size: int = 32, step: int = 40) -> P
 def mpeg4_stream(size: int, frames: int, step: int = 40) -> bytes:
     """A raw MPEG-4 part 2 elementary stream (no container) of `frames` frames of size x size."""
     return encode_clip(io.BytesIO(), frames, size, step, format="m4v").getvalue()
+
+
+def write_h264(path: Path, frames: int, keyint: int, width: int = 64, height: int = 48, rate: int = 30,
+               durations_ms: tuple[int, ...] | None = None, format: str | None = None) -> Path:
+    """An H.264 clip (x264's defaults: B-frames, closed GOPs) with a keyframe exactly every
+    `keyint` frames (scene-cut keyframes off). Every frame differs: colour ramps that move by
+    a different step per channel, and a white square walking across. `durations_ms` cycles
+    frame durations in milliseconds (a variable frame rate); `format` names a container
+    (e.g. "h264", a raw stream without timestamps)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w", format=format) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
+        if durations_ms:
+            stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        yy, xx = np.mgrid[0:height, 0:width]
+        t = 0
+        for i in range(frames):
+            image = np.stack([xx * 3 + i * 5, yy * 4 + i * 3, (xx + yy) * 2 + i * 7], axis=-1) % 256
+            image = image.astype(np.uint8)
+            top, left = (2 * i) % max(height - 8, 1), (3 * i) % max(width - 8, 1)
+            image[top:top + 8, left:left + 8] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if durations_ms:
+                frame.pts, frame.time_base = t, Fraction(1, 1000)
+                t += durations_ms[i % len(durations_ms)]
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -23,9 +23,9 @@ import ref
 from media import write_clip
 from inti.io import params as pio
 from inti import cli
-from inti.cli import common, demo as cli_demo
+from inti.cli import common, report, demo as cli_demo
 from inti.cli import cost as cli_cost
-from inti.figures import FIGURES
+from inti.figures import FIGURES, LEARNED
 
 DEMO_BUDGET_S = float(os.environ.get("INTI_DEMO_BUDGET_S", 60))  # the issue's bar: < 1 min on 2 cores
 SMALL_CLIP = "carphone_pristine.mp4"  # bundled, 176x144: quick to decode
@@ -73,6 +73,10 @@ def assert_figures(folder: Path):
         assert path.stat().st_size > MIN_PNG_BYTES, (name, path.stat().st_size)
         width, height = png_size(path)
         assert 700 <= width <= 4000 and 450 <= height <= 1000, (name, width, height)
+    learned = folder / LEARNED  # figure 4: one row of clips per clip shown, so as tall as the clips it shows
+    assert learned.is_file() and learned.stat().st_size > MIN_PNG_BYTES, learned
+    width, height = png_size(learned)
+    assert 700 <= width <= 4000 and 450 <= height <= 1200, ("learned", width, height)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +271,7 @@ def test_cost_paper_rows(capsys):
         (["cost", "--preset", "vit_b16", "--frames", "3"], "even number of frames at block 3"),
         (["cost", "--schedule", "3,x"], "--schedule must list block indices"),
         (["demo", "--frames", "6"], "even number of frames at block 2, got 3"),
-        (["demo", "--weights", "no-such-weights.npz"], "no such parameter file"),
+        (["demo", "--weights", "no-such-weights.npz"], "no such weights file"),
         (["demo", "--preset", "nano", "--weights", "w.npz"], "--preset and --weights"),
         (["demo", "--schedule", "none", "--random-scores"], "--random-scores needs a predictor"),
         (["parity", "--dtypes", "float8"], "--dtypes must be"),
@@ -313,7 +317,7 @@ def test_parse_schedule(text, expected):
 
 
 # ---------------------------------------------------------------------------------------------
-# in-process: the progress bar (tqdm, through common.progress)
+# in-process: the progress bar (tqdm, through report.progress)
 
 
 class FakeTTY(io.StringIO):
@@ -322,7 +326,7 @@ class FakeTTY(io.StringIO):
 
 
 def _three_steps(mode, stream):
-    with common.progress("inti demo", total=3, mode=mode, stream=stream) as step:
+    with report.progress("inti demo", total=3, mode=mode, stream=stream) as step:
         for name in ("decode", "ref forward", "torch forward"):
             with step(name):
                 pass
@@ -348,7 +352,7 @@ def test_progress_off_or_not_a_terminal_is_silent(mode, stream):
 def test_progress_after_a_failure_says_stopped():
     stream = io.StringIO()
     with pytest.raises(RuntimeError):
-        with common.progress("inti demo", total=3, mode="on", stream=stream) as step:
+        with report.progress("inti demo", total=3, mode="on", stream=stream) as step:
             with step("decode"):
                 raise RuntimeError("boom")
     last = stream.getvalue().replace("\r", "\n").rstrip().splitlines()[-1]
@@ -361,3 +365,98 @@ def test_cli_module_imports_no_torch():
     code = "import sys, inti.cli; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# every missing optional dependency names its extra (simulated: sys.modules[name] = None)
+
+
+MISSING = {  # case: (module made missing, argv, the extra the one-line error must name)
+    "torch": ("torch", ["demo", "--out", "figs"], "torch"),
+    "torch, train": ("torch", ["train", "--synthetic", "informative", "--out", "run", "--quiet"], "torch"),
+    "matplotlib": ("matplotlib", ["demo", "--out", "figs"], "plot"),
+    "PyAV": ("av", ["demo", "--out", "figs"], "video"),
+    "tqdm": ("tqdm", ["demo", "--out", "figs"], "cli"),
+    "tabulate": ("tabulate", ["cost"], "cli"),
+    "threadpoolctl": ("threadpoolctl", ["demo", "--out", "figs"], "cli"),
+}
+
+
+@pytest.fixture(scope="module")
+def missing_runs(tmp_path_factory):
+    code = "import sys; sys.modules[sys.argv[1]] = None; from inti.cli import main; sys.exit(main(sys.argv[2:]))"
+
+    def one(case):
+        module, argv, _ = MISSING[case]
+        folder = tmp_path_factory.mktemp("missing")
+        env = {k: v for k, v in os.environ.items() if k != "INTI_TRACEBACK"}
+        proc = subprocess.run([sys.executable, "-c", code, module, *argv], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=300)
+        return case, (proc, folder)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(one, MISSING))
+
+
+@pytest.mark.parametrize("case", sorted(MISSING))
+def test_a_missing_optional_dependency_names_its_extra(missing_runs, case):
+    proc, folder = missing_runs[case]
+    module, argv, extra = MISSING[case]
+    assert_one_line_error(proc, f"pip install 'inti[{extra}]'", command=argv[0])
+    assert list(folder.iterdir()) == [], "a refused command wrote files"
+
+
+# ---------------------------------------------------------------------------------------------
+# --weights, the one flag; its old names for one release
+
+
+@pytest.mark.parametrize("argv, old", [
+    (["train", "--out", "run", "--pretrained", "w.npz"], "--pretrained"),
+    (["eval", "--checkpoint", "w.npz"], "--checkpoint"),
+])
+def test_the_old_flag_names_are_aliases_with_a_notice(capsys, argv, old):
+    args = cli.build_parser().parse_args(argv)
+    assert args.weights == "w.npz"
+    assert capsys.readouterr().err == f"inti {argv[0]}: {old} is now --weights; the old name goes in the next release\n"
+    new = [a if a != old else "--weights" for a in argv]
+    assert cli.build_parser().parse_args(new).weights == "w.npz" and capsys.readouterr().err == ""
+
+
+def test_every_subcommand_that_reads_weights_takes_weights():
+    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command").choices
+    readers = {name for name, p in subparsers.items() if any("--weights" in a.option_strings for a in p._actions)}
+    assert readers == {"demo", "parity", "eval", "export", "train"}
+
+
+def test_a_torch_zip_given_to_weights_is_read_through_the_front_door(tmp_path, capsys):
+    """The error a torch zip gave before (no npz entry __inti__) is gone: --weights reads every kind."""
+    torch = pytest.importorskip("torch")
+    torch.save({"not": torch.zeros(2)}, tmp_path / "w.pt")
+    assert cli.main(["parity", "--weights", str(tmp_path / "w.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matches no known layout" in err[0] and "__inti__" not in err[0], err
+
+
+# ---------------------------------------------------------------------------------------------
+# one output-folder policy: a failed `inti data` leaves nothing behind
+
+
+def test_a_failed_inti_data_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    from inti.data import synthetic
+
+    real, calls = synthetic.write_video, []
+
+    def fails_on_the_third(path, frames, rate=8):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        real(path, frames, rate)
+
+    monkeypatch.setattr(synthetic, "write_video", fails_on_the_third)
+    argv = ["data", "motion", "--out", str(tmp_path / "task"), "--train", "4", "--val", "2", "--frames", "4", "--size", "16"]
+    assert cli.main(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no half-filled folder blocks the retry
+    monkeypatch.setattr(synthetic, "write_video", real)
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "task").iterdir()) == ["classes.txt", "train", "train.txt", "val", "val.txt"]

@@ -206,7 +206,7 @@ def test_safetensors_missing_package_is_a_clear_error(tmp_path, monkeypatch):
     cfg = ref.preset("nano")
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
-    with pytest.raises(ImportError, match="needs the safetensors package: pip install safetensors"):
+    with pytest.raises(ImportError, match=r"needs safetensors: pip install 'inti\[interop\]'"):
         pio.save_params(tmp_path / "p.safetensors", ref.init_params(cfg), cfg)
     # .npz needs nothing but NumPy
     pio.save_params(tmp_path / "p.npz", ref.init_params(cfg), cfg)

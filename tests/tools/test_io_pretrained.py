@@ -26,9 +26,10 @@ import ref
 from ref.model import merge_key
 from inti.io import layouts as ck
 from inti.tolerances import rel_err as _rel_err, tolerance
-from inti.io.checkpoints import load_checkpoint
+from inti.io.state_dict_files import read_state_dict
 from torch_impl import to_numpy
-from inti.io.pretrained import export_state_dict, from_checkpoint, from_clip, from_timm
+from inti.io import pos_embed
+from inti.io.pretrained import export_state_dict, from_clip, from_timm, from_weights
 
 timm = pytest.importorskip("timm")
 open_clip = pytest.importorskip("open_clip")
@@ -277,7 +278,7 @@ def test_round_trip_numpy(timm_tiny, open_clip_b16):
     for sd, layout in ((numpy_state(timm_tiny), "timm"), (numpy_state(open_clip_b16[0]), "open_clip")):
         params, cfg = ck.convert_state_dict(sd, schedule=(1,), layout=layout)
         assert any(k.startswith("merges.") for k in params)
-        back = ck.export_state_dict(params, cfg, layout)
+        back = ck.to_layout(params, cfg, layout)
         assert sorted(back) == sorted(sd) and all(np.array_equal(back[k], sd[k]) for k in sd)
 
 
@@ -291,7 +292,7 @@ def test_round_trip_ours(layout, changes):
     """ours -> theirs -> ours is exact, config included (heads given: the shapes cannot tell it)."""
     cfg = ref.preset("nano", schedule=(), **changes)
     params = ref.init_params(cfg, seed=1)
-    back, cfg_back = ck.convert_state_dict(ck.export_state_dict(params, cfg, layout), layout=layout, heads=cfg.heads)
+    back, cfg_back = ck.convert_state_dict(ck.to_layout(params, cfg, layout), layout=layout, heads=cfg.heads)
     assert cfg_back == cfg and sorted(back) == sorted(params)
     assert all(np.array_equal(back[k], params[k]) for k in params)
 
@@ -303,9 +304,9 @@ def test_round_trip_ours(layout, changes):
 @pytest.mark.parametrize("antialias", [False, True])
 @pytest.mark.parametrize("n", [1, 2, 7, 14])
 def test_bicubic_is_identity_at_native_size(n, antialias):
-    assert np.array_equal(ck.bicubic_matrix(n, n, antialias), np.eye(n))
+    assert np.array_equal(pos_embed.bicubic_matrix(n, n, antialias), np.eye(n))
     pos = np.random.default_rng(0).standard_normal((n * n + 1, 8))
-    assert np.array_equal(ck.resample_pos_embed(pos, n, n, antialias), pos)
+    assert np.array_equal(pos_embed.resample_pos_embed(pos, n, n, antialias), pos)
 
 
 @settings(max_examples=60, deadline=None)
@@ -320,7 +321,7 @@ def test_bicubic_matches_torch(old, new, antialias):
     grid = torch.from_numpy(pos[1:]).reshape(1, old, old, 5).permute(0, 3, 1, 2)  # (1, C, h, w)
     resized = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False, antialias=antialias)
     expected = np.concatenate([pos[:1], resized.permute(0, 2, 3, 1).reshape(new * new, 5).numpy()])
-    ours = ck.resample_pos_embed(pos, old, new, antialias)
+    ours = pos_embed.resample_pos_embed(pos, old, new, antialias)
     assert ours.shape == (new * new + 1, 5)
     assert_close(ours, expected, "float64", f"resample {old} -> {new}, antialias={antialias}")
 
@@ -331,7 +332,7 @@ def test_resample_matches_timm_float32():
     pos = np.random.default_rng(0).standard_normal((197, 16)).astype(np.float32)  # ViT-B/16 at 224
     for antialias in (True, False):
         theirs = resample_abs_pos_embed(torch.from_numpy(pos)[None], [10, 10], antialias=antialias)[0]
-        ours = ck.resample_pos_embed(pos, 14, 10, antialias)
+        ours = pos_embed.resample_pos_embed(pos, 14, 10, antialias)
         assert ours.dtype == np.float32 and ours.shape == (101, 16)
         assert_close(ours, theirs, "float32", f"timm resample_abs_pos_embed, antialias={antialias}")
 
@@ -389,9 +390,9 @@ def test_checkpoint_files(small_timm, tmp_path, filename, wrap):
         torch.save({"module." + k: v for k, v in sd.items()}, path)
     else:
         torch.save({wrap: sd, "epoch": 3} if wrap else sd, path)
-    assert_same_state(load_checkpoint(path), sd)
+    assert_same_state(read_state_dict(path), sd)
     expected = export_state_dict(from_timm(small_timm), "timm")
-    for model in (from_timm(path), from_checkpoint(path), from_checkpoint(str(path))):
+    for model in (from_timm(path), from_weights(path), from_weights(str(path))):
         assert model.pos_embed.dtype == torch.float32
         assert_same_state(export_state_dict(model, "timm"), expected)
     params, cfg = ck.convert_state_dict(path)  # ref alone reads the file too
@@ -421,17 +422,24 @@ def test_openai_torchscript_file(tmp_path):
     video = video_for(32)
     assert_close(inti(video), per_frame_mean(whole.visual, video), torch.float64, "TorchScript CLIP file")
     # the one loader reads the archive's tensors, as the ViT's own state dict holds them
-    loaded = load_checkpoint(path)
+    loaded = read_state_dict(path)
     assert loaded.keys() == whole.state_dict().keys()
     assert all(torch.equal(loaded[k], v) for k, v in whole.state_dict().items())
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
-        from_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="no such weights file"):
+        from_weights(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="no weights file at"):
+        read_state_dict(tmp_path / "missing.pt")
     (tmp_path / "weights.h5").write_bytes(b"")
-    with pytest.raises(ValueError, match="unknown checkpoint format '.h5'"):
-        from_checkpoint(tmp_path / "weights.h5")
+    with pytest.raises(ValueError, match=r"weights\.h5': it is empty"):
+        from_weights(tmp_path / "weights.h5")
+    (tmp_path / "weights.h5").write_bytes(b"an HDF5 file is not read here\n" * 4)
+    with pytest.raises(ValueError, match="is not a weights file inti knows"):
+        from_weights(tmp_path / "weights.h5")
+    with pytest.raises(ValueError, match="unknown weights file format '.h5'"):
+        read_state_dict(tmp_path / "weights.h5")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,7 +452,7 @@ def test_unknown_layout_lists_the_keys():
                                          r"encoder\.layer\.0\.weight \(4, 4\)"):
         ck.convert_state_dict(sd)
     with pytest.raises(ValueError, match="the state dict is empty"):
-        from_checkpoint({})
+        from_weights({})
 
 
 def test_partial_layouts_name_the_keys(small_timm):
@@ -488,7 +496,7 @@ def test_timm_models_that_pool_otherwise():
 
 def test_overrides_cannot_contradict_shapes(small_timm):
     sd = small_timm.state_dict()
-    with pytest.raises(ValueError, match="width=512 contradicts the checkpoint, whose shapes give width=192"):
+    with pytest.raises(ValueError, match="width=512 contradicts the state dict, whose shapes give width=192"):
         from_timm(sd, width=512)
     with pytest.raises(ValueError, match="cannot split width 192 into 5 heads"):
         from_timm(sd, heads=5)

@@ -16,6 +16,7 @@ import ref
 import torch_impl
 from inti.cli import main
 from inti.data.datasets import SyntheticVideos
+from inti.io import weights
 from inti.io.params import load_params
 from inti.train import TrainConfig, evaluate, fit
 from inti.train import checkpoint as ckpt
@@ -166,6 +167,9 @@ def test_a_trained_checkpoint_runs_in_the_numpy_spec_with_parity(tmp_path):
     the spec and torch agree on the trained weights, whose merges are no longer uniform."""
     trained, _ = run(tmp_path)
     params, cfg = load_params(tmp_path / "last.safetensors")
+    loaded = weights.load(tmp_path / "last.safetensors")  # the front door reads it through the same owner
+    assert loaded.kind == "inti training checkpoint" and loaded.cfg == cfg and loaded.step == 8
+    assert all(np.array_equal(loaded.params[k], v) for k, v in params.items())
     assert cfg == CFG and all(np.array_equal(params[k], v.numpy()) for k, v in trained.state_dict().items())
     video = data(1, train=False, seed=9)[0][0].double().numpy()  # (1 view, T, 3, H, W): a batch of one
     logits_ref, trace = ref.forward(params, video, cfg, return_trace=True)
@@ -194,19 +198,27 @@ def test_inti_train_then_inti_eval(tmp_path, capsys):
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert main(args) == 2  # the folder holds a run now
     assert "already holds" in capsys.readouterr().err
-    assert main(["eval", "--checkpoint", str(out / "best.safetensors"), "--synthetic", "informative",
+    assert main(["eval", "--weights", str(out / "best.safetensors"), "--synthetic", "informative",
                  "--synthetic-val", "16", "--views", "2x1"]) == 0
-    printed = capsys.readouterr().out
-    assert "top1" in printed and "mean_class_accuracy" in printed and "(equal)" in printed
+    captured = capsys.readouterr()
+    assert "top1" in captured.out and "mean_class_accuracy" in captured.out and "(equal)" in captured.out
+    assert "(inti training checkpoint, step 6)" in captured.out and captured.err == ""
+    # the old name of --weights still works for one release, and says so in one line
+    assert main(["eval", "--checkpoint", str(out / "best.safetensors"), "--synthetic", "informative",
+                 "--synthetic-val", "16"]) == 0
+    assert capsys.readouterr().err == "inti eval: --checkpoint is now --weights; the old name goes in the next release\n"
     assert main(["demo", "--weights", str(out / "best.safetensors"), "--out", str(tmp_path / "figs"), "--progress", "off"]) == 0
+    printed = capsys.readouterr().out  # figure 4 draws the weights given, and says so
+    assert "best.safetensors (inti training checkpoint, step 6)" in printed
+    assert "fig4_learned.png        what training changed: the model of --weights best.safetensors on this clip" in printed
 
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--synthetic", "informative", "--frames", "6"], "even number of frames"),
     (["--synthetic", "informative", "--batch-size", "6", "--accum", "4"], "multiple of accum"),
     (["--train-list", "x.txt"], "pass --val-list, --root"),
-    (["--synthetic", "informative", "--preset", "nano", "--pretrained", "w.npz"], "--preset and --pretrained"),
-    (["--synthetic", "informative", "--pretrained", "missing.safetensors"], "no such pretrained weights file"),
+    (["--synthetic", "informative", "--preset", "nano", "--weights", "w.npz"], "--preset and --weights"),
+    (["--synthetic", "informative", "--weights", "missing.safetensors"], "no such weights file"),
     (["--synthetic", "informative", "--resume"], "no checkpoint"),
 ])
 def test_inti_train_argument_errors(tmp_path, capsys, argv, fragment):

@@ -1,4 +1,4 @@
-"""`inti.io.checkpoints.load_checkpoint` never runs code from a file, and a damaged file gets
+"""`inti.io.state_dict_files.read_state_dict` (and `inti.io.torchscript`) never runs code from a file, and a damaged file gets
 the project's own message.
 
 TorchScript archives (OpenAI's CLIP downloads) are read without TorchScript: a crafted
@@ -23,9 +23,11 @@ import pytest
 import torch
 from torch import nn
 
-from inti.io.checkpoints import CheckpointError, load_checkpoint, read_torchscript
+from inti.io.errors import WeightsError
+from inti.io.state_dict_files import read_state_dict
+from inti.io.torchscript import read_torchscript
 
-OUR_MESSAGE = r"(could not read checkpoint file|refusing to load|is not a regular file|no checkpoint file)"
+OUR_MESSAGE = r"(could not read weights file|refusing to load|is not a regular file|no weights file)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def assert_same(loaded: dict, expected: dict, ordered: bool = True) -> None:
 
 def assert_ours(excinfo, path) -> None:
     """The error is FileNotFoundError or ValueError raised by inti, naming the file."""
-    assert excinfo.type is FileNotFoundError or issubclass(excinfo.type, CheckpointError), (
+    assert excinfo.type is FileNotFoundError or issubclass(excinfo.type, WeightsError), (
         f"a raw {excinfo.type.__name__}: {excinfo.value}")
     assert str(path) in str(excinfo.value)
 
@@ -207,7 +209,7 @@ def test_openai_layout_archive(tmp_path, dtype, monkeypatch):
     reference = jit_state_dict(path)
     assert_same(reference, expected)  # the archive is what the test thinks it is
     no_torchscript(monkeypatch)
-    loaded = load_checkpoint(path)
+    loaded = read_state_dict(path)
     assert_same(loaded, expected)
     assert loaded["visual.conv1.weight"].dtype == dtype and loaded["steps"].dtype == torch.int64
     assert "visual.transformer.1.attn.in_proj_weight" in loaded and "visual.transformer.0.mlp.2.bias" in loaded
@@ -224,13 +226,13 @@ def test_scripted_archive_matches_torchscripts_state_dict(tmp_path, monkeypatch)
     loaded = read_torchscript(path)
     assert_same(loaded, reference)
     assert loaded["transposed"].stride() == reference["transposed"].stride()
-    assert_same(load_checkpoint(path), reference)
+    assert_same(read_state_dict(path), reference)
 
 
 def test_torch_jit_load_is_never_called(archive, monkeypatch):
     path, whole = archive
     no_torchscript(monkeypatch)
-    assert_same(load_checkpoint(path), whole.state_dict())
+    assert_same(read_state_dict(path), whole.state_dict())
 
 
 def test_a_modules_own_setstate_never_runs(tmp_path, capfd):
@@ -241,7 +243,7 @@ def test_a_modules_own_setstate_never_runs(tmp_path, capfd):
         torch.jit.load(path)  # what the old loader did: the file's code runs
     assert "SETSTATE RAN" in capfd.readouterr().out
     with pytest.raises(ValueError, match=r"refusing to load .*__setstate__.*inti never runs code from a file") as excinfo:
-        load_checkpoint(path)
+        read_state_dict(path)
     assert_ours(excinfo, path)
     assert "SETSTATE RAN" not in capfd.readouterr().out
 
@@ -256,7 +258,7 @@ def test_big_endian_archive(tmp_path, monkeypatch):
     big = tmp_path / "big.pt"
     rewrite(little, big, swapped | {"/byteorder": b"big"})
     no_torchscript(monkeypatch)
-    assert_same(load_checkpoint(big), visual.state_dict())
+    assert_same(read_state_dict(big), visual.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def test_crafted_torchscript_pickle_is_refused(archive, tmp_path, attack, nested
     no_torchscript(monkeypatch)
     with pytest.raises(ValueError, match=rf"refusing to load .*its pickle asks for {REFUSED_NAME[attack]}, which is neither "
                                          r"a tensor.*inti never runs code from a file") as excinfo:
-        load_checkpoint(crafted)
+        read_state_dict(crafted)
     assert_ours(excinfo, crafted)
     assert not marker.exists()
 
@@ -311,7 +313,7 @@ def test_crafted_plain_pickle_is_refused(tmp_path, attack, legacy):
         torch.save(obj, path)
     with pytest.raises(ValueError, match=r"refusing to load .*holds objects other than tensors.*never runs code from a file"
                                          r".*\.safetensors") as excinfo:
-        load_checkpoint(path)
+        read_state_dict(path)
     assert_ours(excinfo, path)
     assert "Re-running `torch.load`" not in str(excinfo.value)  # torch's advice, wrong for a hostile file
     assert not marker.exists()
@@ -337,7 +339,7 @@ def test_misused_pickles_are_refused(archive, tmp_path, what, monkeypatch):
     rewrite(genuine, crafted, {"/data.pkl": MISUSES[what]})
     no_torchscript(monkeypatch)
     with pytest.raises(ValueError, match=OUR_MESSAGE) as excinfo:
-        load_checkpoint(crafted)
+        read_state_dict(crafted)
     assert_ours(excinfo, crafted)
 
 
@@ -352,7 +354,7 @@ def test_placeholders_are_inert(archive, tmp_path, monkeypatch):
     rewrite(genuine, crafted, {"/data.pkl": data})
     no_torchscript(monkeypatch)
     with pytest.raises(ValueError, match=r"refusing to load .*__torch__\.os\.system .*has no state") as excinfo:
-        load_checkpoint(crafted)
+        read_state_dict(crafted)
     assert_ours(excinfo, crafted)
     assert not marker.exists()
 
@@ -369,7 +371,7 @@ def test_truncated_archive(archive, tmp_path, fraction, monkeypatch):
     cut.write_bytes(raw[: int(len(raw) * fraction)])
     no_torchscript(monkeypatch)
     with pytest.raises((FileNotFoundError, ValueError), match=OUR_MESSAGE) as excinfo:
-        load_checkpoint(cut)
+        read_state_dict(cut)
     assert_ours(excinfo, cut)
 
 
@@ -382,8 +384,8 @@ def test_archive_with_a_short_or_missing_record(archive, tmp_path, monkeypatch):
     rewrite(genuine, missing, {"/data/2": None})
     no_torchscript(monkeypatch)
     for path in (damaged, missing):
-        with pytest.raises(ValueError, match=r"could not read checkpoint file .*corrupt or truncated") as excinfo:
-            load_checkpoint(path)
+        with pytest.raises(ValueError, match=r"could not read weights file .*corrupt or truncated") as excinfo:
+            read_state_dict(path)
         assert_ours(excinfo, path)
 
 
@@ -402,8 +404,8 @@ def test_flipped_byte_in_data_pkl(archive, tmp_path, monkeypatch):
         path = tmp_path / f"flipped{offset}.pt"
         path.write_bytes(bytes(flipped))
         no_torchscript(monkeypatch)
-        with pytest.raises(ValueError, match=r"could not read checkpoint file .*corrupt or truncated") as excinfo:
-            load_checkpoint(path)
+        with pytest.raises(ValueError, match=r"could not read weights file .*corrupt or truncated") as excinfo:
+            read_state_dict(path)
         assert_ours(excinfo, path)
 
 
@@ -411,8 +413,8 @@ def test_flipped_byte_in_data_pkl(archive, tmp_path, monkeypatch):
 def test_empty_file(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(b"")
-    with pytest.raises(ValueError, match=r"could not read checkpoint file .*corrupt or truncated") as excinfo:
-        load_checkpoint(path)
+    with pytest.raises(ValueError, match=r"could not read weights file .*corrupt or truncated") as excinfo:
+        read_state_dict(path)
     assert_ours(excinfo, path)
 
 
@@ -424,18 +426,18 @@ def test_damaged_plain_files(tmp_path):
     save_file(sd, tmp_path / "good.safetensors")
     np.savez(tmp_path / "good.npz", **{k: v.numpy() for k, v in sd.items()})
     for name in ("good.pt", "good.safetensors", "good.npz"):
-        assert_same(load_checkpoint(tmp_path / name), sd, ordered=False)  # safetensors sorts its keys
+        assert_same(read_state_dict(tmp_path / name), sd, ordered=False)  # safetensors sorts its keys
         raw = (tmp_path / name).read_bytes()
         for cut in (8, len(raw) // 2, len(raw) - 3):
             path = tmp_path / f"cut{cut}-{name}"
             path.write_bytes(raw[:cut])
-            with pytest.raises(ValueError, match=r"could not read checkpoint file") as excinfo:
-                load_checkpoint(path)
+            with pytest.raises(ValueError, match=r"could not read weights file") as excinfo:
+                read_state_dict(path)
             assert_ours(excinfo, path)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint at all" * 4)
     with pytest.raises(ValueError, match=OUR_MESSAGE) as excinfo:
-        load_checkpoint(junk)
+        read_state_dict(junk)
     assert_ours(excinfo, junk)
 
 
@@ -443,8 +445,8 @@ def test_npz_with_bad_members(tmp_path):
     bad = tmp_path / "bad.npz"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("weight.npy", b"not an array")
-    with pytest.raises(ValueError, match=r"could not read checkpoint file .*'weight' is not a \.npy array") as excinfo:
-        load_checkpoint(bad)
+    with pytest.raises(ValueError, match=r"could not read weights file .*'weight' is not a \.npy array") as excinfo:
+        read_state_dict(bad)
     assert_ours(excinfo, bad)
     objects = tmp_path / "objects.npz"
     buffer = io.BytesIO()
@@ -452,12 +454,12 @@ def test_npz_with_bad_members(tmp_path):
     with zipfile.ZipFile(objects, "w") as z:
         z.writestr("weight.npy", buffer.getvalue())
     with pytest.raises(ValueError, match=r"refusing to load .*holds pickled objects") as excinfo:
-        load_checkpoint(objects)
+        read_state_dict(objects)
     assert_ours(excinfo, objects)
     strings = tmp_path / "strings.npz"
     np.savez(strings, names=np.array(["a", "b"]))
     with pytest.raises(ValueError, match=r"'names' holds <U1 values") as excinfo:
-        load_checkpoint(strings)
+        read_state_dict(strings)
     assert_ours(excinfo, strings)
 
 
@@ -473,12 +475,12 @@ def test_paths_that_are_not_regular_files(tmp_path):
         paths.append(fifo)
     for path in paths:
         with pytest.raises(ValueError, match=r"is not a regular file") as excinfo:
-            load_checkpoint(path)
+            read_state_dict(path)
         assert_ours(excinfo, path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint file") as excinfo:
-        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="no weights file") as excinfo:
+        read_state_dict(tmp_path / "missing.pt")
     assert_ours(excinfo, tmp_path / "missing.pt")
     dangling = tmp_path / "dangling.pt"
     dangling.symlink_to(tmp_path / "nowhere.pt")
     with pytest.raises(FileNotFoundError):
-        load_checkpoint(dangling)
+        read_state_dict(dangling)

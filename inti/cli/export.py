@@ -29,6 +29,17 @@ def run(args) -> int:
     return EXIT_OK
 
 
+def opset(text: str) -> int:
+    """An ONNX opset the installed exporter writes (torch and onnxscript are imported to ask)."""
+    value = positive_int(text)
+    try:
+        from inti import export
+
+        return export.check_opset(value)
+    except (ValueError, ImportError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write the model as an ONNX graph plus a JSON sidecar with its config",
@@ -41,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="FILE", help="the graph file to write (and FILE.json)")
     add_model_args(p, video=False)
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
-    p.add_argument("--opset", type=positive_int, default=18,
+    p.add_argument("--opset", type=opset, default=18,
                    help="ONNX opset, within what the installed exporter writes (18 to 25 with onnxscript 0.7; "
                         "default: 18)")
     p.add_argument("--force", action="store_true", help="replace FILE and FILE.json if they exist")

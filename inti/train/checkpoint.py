@@ -29,7 +29,8 @@ import torch
 from ref.params import key_report
 
 from ..io import train_checkpoint as file_format
-from ..io.train_checkpoint import FORMAT, MODEL, OPTIM, RNG, VERSION, model_part, read
+from ..io.errors import CorruptFileError, WrongKindError
+from ..io.train_checkpoint import FORMAT, MODEL, OPTIM, RNG, VERSION, model_part
 
 __all__ = ["CheckpointMismatch", "save", "read", "load_model", "load_optimizer", "restore_rng", "candidates", "latest",
            "prune", "step_path", "FORMAT", "VERSION", "LAST", "BEST", "FOLDER", "RUN_FILES"]
@@ -44,6 +45,21 @@ class CheckpointMismatch(ValueError):
 
 class CheckpointInvalid(CheckpointMismatch):
     """A checkpoint whose content is damaged or tampered with: `--resume` falls back to the one before it."""
+
+
+def read(path) -> tuple[dict, dict]:
+    """(tensors, state) of a training checkpoint (`inti.io.train_checkpoint.read`); a file of
+    another kind (a parameter file, a torch zip, a TorchScript archive) is named as what it
+    is, with what reads it."""
+    from ..io import kinds
+
+    try:
+        return file_format.read(path)
+    except (CorruptFileError, WrongKindError):
+        found = kinds.sniff(path)
+        if found.kind is not None and found.kind != kinds.TRAINING:
+            raise kinds.wrong_kind(path, found, "an inti training checkpoint") from None
+        raise
 
 
 def step_path(out: Path, step: int) -> Path:

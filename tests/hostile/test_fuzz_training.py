@@ -292,3 +292,42 @@ def test_fuzz_inti_data_flags(tmp_path_factory, capsys, flags, task):
     assert "Traceback" not in err, err
     if code == 2 and "usage:" not in err:
         assert len(err.strip().splitlines()) == 1 and err.startswith("inti data: error: "), err
+
+
+TRAIN_FLAGS = {"--seed": ["0", "-1", str(2**63 - 1), str(2**63), "x"], "--workers": ["0", "-1", "1e9", "x"],
+               "--device": ["cpu", "CPU", "bogus", "cuda:x", "cpu:0"], "--lr": ["1e-3", "0", "nan", "-inf", "x"],
+               "--warmup": ["0", "-1", "2.5"], "--label-smoothing": ["0.1", "1.01", "nan"],
+               "--max-skip-fraction": ["0.2", "1", "-0.1"], "--dist-timeout": ["5", "0", "inf"],
+               "--eval-every": ["0", "-1"], "--stop-after": ["1", "0"], "--schedule": ["2", "a", "9,"],
+               "--resize": ["32", "64", "0"], "--weight-decay": ["0", "-1e-9", "1e400"]}
+
+
+@FEW
+@given(st.dictionaries(st.sampled_from(sorted(TRAIN_FLAGS)), st.integers(0, 10), min_size=1, max_size=3))
+def test_fuzz_inti_train_flags(capsys, flags):
+    """The parse of `inti train`: a usage error (exit 2, naming the flag), or values inside
+    every rule, checked here from the rules themselves."""
+    from inti.cli import build_parser
+
+    argv = ["train", "--synthetic", "motion", "--out", "o"]
+    for flag, pick in flags.items():
+        argv += [flag, TRAIN_FLAGS[flag][pick % len(TRAIN_FLAGS[flag])]]
+
+    def parse():
+        try:
+            return build_parser().parse_args(argv)
+        except SystemExit as e:
+            return e.code
+
+    def within_the_rules(args) -> None:
+        if args == 2:
+            last = capsys.readouterr().err.strip().splitlines()[-1]
+            assert last.startswith("inti train: error: argument --"), last
+            return
+        assert 0 <= args.seed <= 2**63 - 1 and args.workers >= 0 and args.device in (None, "cpu")
+        assert math.isfinite(args.lr) and args.lr > 0 and 0 <= args.label_smoothing <= 1 and args.warmup >= 0
+        assert 0 <= args.max_skip_fraction < 1 and 0 < args.dist_timeout < math.inf and args.eval_every >= 0
+        assert (args.stop_after is None or args.stop_after >= 1) and math.isfinite(args.weight_decay)
+        assert args.resize is None or args.resize >= 1
+
+    outcome("command line, inti train flags", parse, within_the_rules, refused=lambda r: r == 2)

@@ -345,3 +345,71 @@ def test_fit_refuses_bad_arguments():
         with pytest.raises(ValueError) as info:
             fit(model(), Flaky(8, [], train=True), None, RECIPE, **kwargs)
         assert fragment in str(info.value)
+
+
+# ---- bad clips under DDP: every rank runs every backward, and all stop together ----------------------
+
+def test_bad_clips_under_ddp_neither_hang_nor_diverge_between_ranks(tmp_path):
+    """Two processes, one clip each per step: a rank whose clip is bad runs a blank clip of
+    weight 0, so that the gradient all-reduce still meets (without it, the other rank waits
+    forever). The skips are counted over both ranks; and a run of bad clips only stops
+    (rank 0 names the clips; torchrun ends the other rank), instead of one rank waiting."""
+    import os
+    import subprocess
+    import sys
+
+    from inti.data.synthetic import write_task
+
+    task = tmp_path / "task"
+    lists = write_task(task, "motion", {"train": 8, "val": 2}, frames=4, size=32)
+    for i in (1, 4, 6):
+        (task / "train" / f"{i:06d}.mkv").write_bytes(b"not a video")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "inti", "train",
+              "--train-list", str(lists["train"]), "--val-list", str(lists["val"]), "--root", str(task), "--frames", "4",
+              "--batch-size", "2", "--steps", "8", "--eval-every", "0", "--log-every", "4", "--skip-bad", "--quiet",
+              "--dist-timeout", "60"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launch, "--max-skip-fraction", "0.5", "--out", str(tmp_path / "a")], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    logs = [r for r in records(tmp_path / "a") if "loss" in r]
+    assert [(r["step"], r["skipped"], r["skipped_total"], r["bad_clips"]) for r in logs] == [(4, 3, 3, 3), (8, 3, 6, 3)]
+    for i in range(8):
+        (task / "train" / f"{i:06d}.mkv").write_bytes(b"not a video")
+    stopped = subprocess.run([*launch, "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300, env=env)
+    assert stopped.returncode != 0
+    ours = [line for line in stopped.stderr.splitlines() if line.startswith("inti train: error: ")]
+    assert ours and all("2 of the 8 training clips are bad" in line for line in ours), stopped.stderr[-3000:]
+
+
+# ---- a failed run leaves nothing that blocks its retry --------------------------------------------------
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    """The evaluation of step 2 fails (after two metrics lines): no checkpoint yet, so the run's
+    files and the folder it made go, and the same command then runs. Failing at step 4, after
+    the checkpoint of step 2, everything stays, and --resume goes on from it."""
+    import inti.train.loop as loop
+
+    real, evaluations = loop.evaluate, []
+
+    def fails_at(step):
+        def evaluate(*args, **kwargs):
+            evaluations.append(1)
+            if len(evaluations) == step // 2:
+                raise OSError("the disk went away")
+            return real(*args, **kwargs)
+        return evaluate
+
+    out = tmp_path / "run"
+    argv = ["train", "--synthetic", "motion", "--synthetic-train", "8", "--synthetic-val", "4", "--frames", "4",
+            "--batch-size", "4", "--steps", "4", "--eval-every", "2", "--log-every", "1", "--quiet", "--out", str(out)]
+    monkeypatch.setattr(loop, "evaluate", fails_at(2))
+    assert main(argv) == 2 and "the disk went away" in capsys.readouterr().err
+    assert not out.exists()
+    evaluations.clear()
+    monkeypatch.setattr(loop, "evaluate", fails_at(4))
+    assert main(argv) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "checkpoints", "last.safetensors", "metrics.jsonl"]
+    monkeypatch.setattr(loop, "evaluate", real)
+    assert main([*argv, "--resume"]) == 0
+    assert ckpt.read(out / "last.safetensors")[1]["step"] == 4

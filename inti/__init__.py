@@ -10,15 +10,18 @@
       state_dict_files      other libraries' weights files (.safetensors, .npz, .pt, .pth, .bin)
       torchscript           TorchScript archives, read without running them
       state_dicts           state-dict helpers: unwrapping, the visual tower, the stored dtype
-      keymaps               the layouts' key maps, one entry per layout (timm, OpenAI CLIP, open_clip)
+      keymaps               the layouts' key maps, one entry per layout (timm, OpenAI CLIP, open_clip, Hugging Face)
       layout_config         a pretrained ViT's config, read off its shapes
       pos_embed             position embeddings resampled for another image size
       layouts               convert_state_dict and to_layout: their state dicts <-> InTI parameters
-      pretrained            from_timm, from_clip, from_weights, export_state_dict: torch models
+      hf                    the Hugging Face CLIP layout's config.json and model folders
+      pretrained            from_timm, from_clip, from_hf, from_weights, export_state_dict: torch models
       clips                 the bundled sample clips, decoding with PyAV
       outdir                the one output-folder policy (new or empty; --force replaces own files)
       atomic, files         safe writes; what a path is before it is opened
       optional              optional dependencies, each naming the extra that brings it
+    inti.models           create_model, list_models: InTI models by name (also inti.create_model)
+    inti.patch            InTI in place on a timm, open_clip or Hugging Face model, with undo
     inti.assets           the shipped trained InTI and its sample clips
     inti.data             datasets, list files, sampling, transforms, synthetic tasks
     inti.train            the training engine: loop, recipe, optimizer, checkpoints, DDP, models
@@ -33,7 +36,17 @@
 
 Imports point down only: ref <- torch_impl <- inti <- benchmarks/ and the tests, and no module
 imports another that imports it back. Importing `inti` itself loads nothing; each module
-imports what it needs.
+imports what it needs, and ``inti.create_model`` and ``inti.list_models`` load `inti.models`
+on first use.
 """
 
 __version__ = "0.1.0"
+__all__ = ["create_model", "list_models"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'inti' has no attribute {name!r}")

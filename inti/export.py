@@ -32,6 +32,13 @@ to the same math with more shape arithmetic. The graph computes in float32.
 Outputs: ``logits`` (batch, K), and with ``trace=True`` also ``merges.{j}.weights`` for each
 merge j (batch, T_j, N) or (batch, T_j, N, C), the convex pair weights of `ref.forward`'s trace.
 
+The sidecar says what a deployment needs to use the graph without this package (NumPy, a
+decoder and a runtime): the config; the graph's inputs and outputs; ``preprocess``, how a video
+becomes the input (spec/00-method.md §7: the frame-sampling rule, the resize and the crop, the
+scale, CLIP's mean and standard deviation from `ref.preprocess`'s constants, the layout);
+``postprocess``, how logits become probabilities (and how `inti predict` averages views); and
+``classes``, the class names when known (``inti export --classes FILE``), else null.
+
 Both files are written through `inti.io.atomic` (a temporary file, fsync, rename): a failure
 leaves no half-written file, and the ``.onnx`` written just before a failed sidecar is removed
 again unless a file of that name was there before.
@@ -53,6 +60,7 @@ import ref
 from ref.checks import check_frames
 from ref.config import ModelConfig
 from ref.model import merge_key, trace_weights
+from ref.preprocess import CLIP_MEAN, CLIP_STD
 from torch_impl import from_ref_params
 
 from .io.atomic import write_bytes, write_text
@@ -60,7 +68,7 @@ from .io.config_json import config_to_json
 
 FORMATS = ("onnx",)
 EXPORT_FORMAT = "inti-onnx"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the sidecar gained preprocess, postprocess and classes
 DEFAULT_OPSET = 18
 INPUT_NAME = "video"
 BATCH_AXIS = "batch"
@@ -184,9 +192,52 @@ def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, op
     return proto
 
 
-def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str = "") -> str:
+def preprocessing(cfg: ModelConfig, frames: int) -> dict:
+    """How a video file becomes the graph's input, in the sidecar's words (spec/00-method.md §7,
+    `ref.preprocess`): what a deployment without this package implements."""
+    size = cfg.image_size
+    return {
+        "spec": "spec/00-method.md section 7; ref/preprocess.py is the executable definition",
+        "steps": ["decode", "sample", "resize", "crop", "normalize"],
+        "decode": "every frame of the first video stream, in presentation order, as RGB uint8 (h, w, 3); "
+                  "n = the number of frames decoded",
+        "frames": frames,
+        "sampling": {"rule": "segment centres", "index": "floor((i + 0.5) * n / frames) for i = 0 .. frames - 1",
+                     "too_short": "refuse a clip with n < frames"},
+        "size": size,
+        "resize": {"short_side": size, "long_side": "floor(long * size / short)", "interpolation": "bilinear",
+                   "sample_position": "(j + 0.5) * in / out - 0.5, clamped to [0, in - 1] (half-pixel centres, "
+                                      "edges repeated)", "antialias": False, "order": "rows, then columns",
+                   "in_torch": "torch.nn.functional.interpolate(mode='bilinear', align_corners=False, "
+                               "antialias=False)"},
+        "crop": {"kind": "centre", "size": [size, size], "top": "(h - size) // 2", "left": "(w - size) // 2"},
+        "scale": 1 / 255,
+        "mean": list(CLIP_MEAN),
+        "std": list(CLIP_STD),
+        "normalize": "(x * scale - mean[c]) / std[c] per RGB channel c",
+        "layout": [BATCH_AXIS, frames, 3, size, size],
+        "channels": "RGB, channels first: (frames, h, w, 3) -> (frames, 3, h, w)",
+        "dtype": "float32",
+    }
+
+
+def check_classes(classes, cfg: ModelConfig) -> list[str] | None:
+    """The class names for the sidecar: None, or one string per class of the head."""
+    if classes is None:
+        return None
+    classes = list(classes)
+    if not cfg.num_classes:
+        raise ValueError("class names name the head's classes, but this model has no head (num_classes 0)")
+    if len(classes) != cfg.num_classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"expected {cfg.num_classes} class names (strings), one per class of the head, got "
+                         f"{len(classes)}")
+    return classes
+
+
+def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str = "", classes=None) -> str:
     """The sidecar's JSON: `config_to_json`'s document (so `config_from_json` reads it back) plus an
-    "export" entry describing the graph's inputs and outputs."""
+    "export" entry describing the graph's inputs and outputs, "preprocess" (`preprocessing`),
+    "postprocess" and "classes" (the names, or null)."""
     doc = json.loads(config_to_json(cfg))
     t = frames
     outputs = {"logits": [BATCH_AXIS, cfg.out_dim]}
@@ -209,6 +260,13 @@ def sidecar(cfg: ModelConfig, frames: int, trace: bool, opset: int, source: str 
         "macs_per_clip": ref.count_macs(cfg, frames)["matmul"],
         "torch": torch.__version__,
     }
+    doc["preprocess"] = preprocessing(cfg, frames)
+    doc["postprocess"] = {
+        "probabilities": "softmax over the last axis of logits" if cfg.num_classes else None,
+        "views": "inti predict --views TxS averages the probabilities of T temporal clips x S crops; 1x1 is the "
+                 "preprocessing above",
+    }
+    doc["classes"] = check_classes(classes, cfg)
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -235,10 +293,12 @@ def check_output_path(path, force: bool = False) -> Path:
 
 
 def export_onnx(path, params: dict, cfg: ModelConfig, frames: int, trace: bool = False,
-                opset: int = DEFAULT_OPSET, force: bool = False, source: str = "") -> dict:
-    """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary."""
+                opset: int = DEFAULT_OPSET, force: bool = False, source: str = "", classes=None) -> dict:
+    """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary.
+    classes: the head's class names for the sidecar, or None."""
     check_exportable(cfg, frames)
     opset = check_opset(opset)
+    classes = check_classes(classes, cfg)
     path = check_output_path(path, force)
     proto = to_onnx(params, cfg, frames, trace, opset)
     data = proto.SerializeToString()  # the whole model in one message: fine below protobuf's 2 GiB
@@ -247,7 +307,7 @@ def export_onnx(path, params: dict, cfg: ModelConfig, frames: int, trace: bool =
     write_bytes(path, data)
     try:  # the sidecar records the opset of the graph as written, read back from the file
         written = graph_opset(_import("onnx").load(str(path), load_external_data=False))
-        write_text(side, sidecar(cfg, frames, trace, written, source))
+        write_text(side, sidecar(cfg, frames, trace, written, source, classes))
     except BaseException:
         if not existed:
             with contextlib.suppress(OSError):

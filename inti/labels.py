@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from ref.config import PRESETS, ModelConfig
+from ref.config import ModelConfig
+
+from .registry import MODELS
 
 
 def config_name(cfg: ModelConfig) -> str:
-    """The preset's name when cfg is a preset with only its schedule or its temporal modules
-    changed, else "custom"."""
+    """The name of the architecture (`inti.registry.MODELS`, the presets included) when cfg is one
+    with only its schedule or its temporal modules changed, else "custom"."""
     def fields(c):
         return {k: v for k, v in dataclasses.asdict(c).items() if k != "schedule" and not k.startswith("temporal")}
 
-    for name, p in PRESETS.items():
-        if fields(cfg) == fields(p):
+    for name, entry in MODELS.items():
+        if fields(cfg) == fields(entry.cfg):
             return name
     return "custom"
 

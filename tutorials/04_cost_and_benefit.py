@@ -23,6 +23,8 @@
 # 3. **Time on your machine**: a small model timed naive against InTI.
 # 4. **What it buys**: accuracy against MACs in the project's evidence experiment, read from
 #    its committed results, `experiments/evidence/results.json`.
+# 5. **On your own model**: `inti.patch.timm` applies InTI to a timm ViT in place, and the
+#    counter sees the same MACs there.
 #
 # Units: one multiply-accumulate counts 1 MAC; FLOPs = 2 x MACs, which is what
 # `FlopCounterMode` reports. Both are labelled wherever they appear.
@@ -346,3 +348,41 @@ print("exercise 4.3: correct")
 # variant that is on the front by a margin smaller than the intervals is not shown to be
 # better. The experiment's own report (`experiments/evidence/README.md`) states which claims
 # of the paper its decision rules support, and with what confidence.
+
+# %% [markdown]
+# ## 5. On your own model: `inti.patch`
+#
+# Everything above ran the project's own model. A practitioner arrives with theirs: a timm ViT,
+# perhaps fine-tuned, with its own optimizer and checkpoints. `inti.patch.timm(model,
+# schedule=...)` applies InTI to that very object, as ToMe's `tome.patch.timm` does: after it,
+# the model takes video (B, T, 3, H, W), merges neighbouring frames after the scheduled blocks
+# with Φ and its θ (now `model.merges`, trainable), and returns timm's logits once per clip, the
+# frames' pooled tokens averaged before the head (§2.4-2.5). `inti.patch.open_clip` and
+# `inti.patch.transformers` do the same for open_clip and Hugging Face CLIP models.
+#
+# A small timm ViT at random (nothing downloaded): 64 px, patch 16, 4 blocks, one merge after
+# block 2, 8 frames. `from_timm` converts the same weights into InTI's own model first, to
+# compare with; θ starts from the same seed in both.
+
+# %%
+import timm
+
+import inti.patch
+from inti.io.pretrained import from_timm
+
+vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64, depth=4, num_classes=10).eval()
+twin = from_timm(vit, schedule=(2,))  # InTI's own model, on a copy of the weights
+inti.patch.timm(vit, schedule=(2,))   # the user's model, in place
+clip = torch.randn(1, 8, 3, 64, 64)
+with FlopCounterMode(display=False) as counter, torch.no_grad():
+    logits = vit(clip)
+with torch.no_grad():
+    same = twin(clip)
+vit_macs = ref.count_macs(twin.cfg, 8)
+print(type(vit).__name__, "| logits", tuple(logits.shape), "| θ keys:", [k for k in vit.state_dict() if k.startswith("merges.0.")][:3])
+print(f"largest difference from InTI's own model: {float((logits - same).abs().max()):.1e}")
+print(f"FlopCounterMode: {counter.get_total_flops():,} FLOPs;  2 x matmul: {2 * vit_macs['matmul']:,}")
+assert counter.get_total_flops() == 2 * vit_macs["matmul"]
+print(f"MACs saved against the naive adaptation: {ref.reduction(twin.cfg, 8)['total']:.1%}")
+inti.patch.undo(vit)  # the image model again, with exactly its old state_dict
+print(type(vit).__name__, "| on images:", tuple(vit(torch.randn(2, 3, 64, 64)).shape))

@@ -5,10 +5,11 @@
     inti parity [VIDEO] [--weights F] [--dtypes D] ...                 the parity check alone; exit 1 on a failure
     inti train  --out DIR (--synthetic TASK | --train-list F --val-list F --root D) [--weights F] [...]   train
     inti eval   --weights F (--synthetic TASK | --list F --root D) [--views TxS]   evaluate
+    inti predict VIDEO... --weights F [--classes F] [--topk K] [--views TxS] [--json] [--explain OUT]   classify
     inti data   TASK --out DIR [--force]                               a synthetic task as videos and list files
     inti export --format onnx --output FILE [--weights F] [--frames T] [--trace]   an ONNX graph + JSON sidecar
 
-One module per subcommand (cost, demo, parity, train, evaluate, data, export), each with
+One module per subcommand (cost, demo, parity, train, evaluate, predict, data, export), each with
 `add_parser(sub)` and `run(args)`; no subcommand imports another. What they share lives in
 two modules: `common` (exit codes, argument types, the shared flags and what they choose) and
 `report` (tables, the progress bar, the parts of a report). `python -m inti` is the same
@@ -23,7 +24,7 @@ command's own files there.
 Every subcommand has --help. Errors a user can cause (a missing file, an unreadable video, a
 clip too short, a bad schedule, a mismatched weights file, a missing optional dependency,
 which names its extra) end with one line on stderr and exit status 2; a parity failure exits
-1. No traceback is ever shown, unless INTI_TRACEBACK=1. Nothing outside this package imports it.
+1; `inti predict` exits 3 when some of its videos failed (one line each) and the others ran. No traceback is ever shown, unless INTI_TRACEBACK=1. Nothing outside this package imports it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ import os
 import sys
 
 from ..io.optional import extra_of
-from . import cost, data, demo, evaluate, export, parity, train
+from . import cost, data, demo, evaluate, export, parity, predict, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
 
-SUBCOMMANDS = (cost, demo, parity, train, evaluate, data, export)
+SUBCOMMANDS = (cost, demo, parity, train, evaluate, predict, data, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,14 @@ import sys
 
 import ref
 from ref.checks import check_frames
-from ref.config import PRESETS, ModelConfig
+from ref.config import ModelConfig
 from ref.params import randomize_scores
 
+from ..registry import list_models, named_config
 from ..tolerances import TOLERANCE
 
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_SOME_FAILED = 3  # `inti predict`: one or more of its videos failed (each said why in one line); the rest ran
 DEFAULT_PRESET = "nano"
 DEFAULT_SKIP_FRACTION = 0.05  # inti.train.loop.MAX_SKIP_FRACTION, repeated so that --help needs no torch
 DEFAULT_FRAMES = 8  # a multiple of 4, as nano's schedule (1, 2) needs
@@ -124,6 +126,19 @@ def schedule_text(text: str) -> str:
     except CLIError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix("--schedule ")) from None
     return text
+MAX_VIEWS = 10  # the most temporal clips, and the most spatial crops, that --views takes (Kinetics' 10x3 protocol fits)
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """"1x1", "4x3" -> (temporal clips, spatial crops), each from 1 to MAX_VIEWS."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        t, s = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be TxS, such as 4x3 (temporal clips x spatial crops), got {text!r}") from None
+    if not (1 <= t <= MAX_VIEWS and 1 <= s <= MAX_VIEWS):
+        raise argparse.ArgumentTypeError(f"both view counts must lie in 1..{MAX_VIEWS}, got {text!r}")
+    return t, s
 
 
 def with_schedule(cfg: ModelConfig, schedule: str | None) -> ModelConfig:
@@ -162,8 +177,8 @@ def add_weights_arg(p, help: str, old_names=(), required: bool = False, metavar:
 
 
 WEIGHTS_HELP = ("any weights file (inti.io.weights.load): an inti parameter file or training checkpoint, whose "
-                "stored config replaces --preset, or a timm / OpenAI CLIP / open_clip state dict or TorchScript "
-                "archive, converted")
+                "stored config replaces --preset, or a timm / OpenAI CLIP / open_clip / Hugging Face state dict, "
+                "TorchScript archive or Hugging Face model folder, converted")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,8 +188,8 @@ WEIGHTS_HELP = ("any weights file (inti.io.weights.load): an inti parameter file
 def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, frames_help: str) -> None:
     """--preset, --frames and --schedule, as every subcommand spells them."""
     shown = preset_default or DEFAULT_PRESET
-    p.add_argument("--preset", choices=sorted(PRESETS), default=preset_default,
-                   help=f"model preset (default: {shown}; vit_b16 is the real ViT-B/16 shape)")
+    p.add_argument("--preset", choices=list_models(), default=preset_default,
+                   help=f"model name, one of inti.list_models() (default: {shown}; vit_b16 is the real ViT-B/16 shape)")
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, help=f"{frames_help} (default: {DEFAULT_FRAMES})")
     p.add_argument("--schedule", type=schedule_text, default=None, metavar="S",
                    help="blocks after which to merge, counted from 1: 6, 8,20 or none (default: the preset's)")
@@ -211,7 +226,7 @@ def model_from_args(args) -> tuple[ModelConfig, dict, str]:
         loaded = load(args.weights, schedule=None if args.schedule is None else parse_schedule(args.schedule))
         cfg, params, source = loaded.cfg, loaded.params, f"loaded from {loaded.describe()}"
     else:
-        cfg = with_schedule(ref.preset(args.preset or DEFAULT_PRESET), args.schedule)
+        cfg = with_schedule(named_config(args.preset or DEFAULT_PRESET), args.schedule)
         params = ref.init_params(cfg, seed=args.seed)
         source = f"ref.init_params(seed={args.seed}): random backbone" + (
             "" if args.random_scores else ", zero score layer (every merge averages its pair)"

@@ -10,6 +10,7 @@ from ref.config import TEMPORAL_PRESETS, ModelConfig, with_temporal
 from ref.cost import temporal_macs
 
 from ..labels import blocks_text, describe, mac_unit, schedule_text
+from ..registry import named_config
 from .common import EXIT_OK, CLIError, add_schedule_args, positive_int, with_schedule
 from .report import separator, table
 
@@ -159,7 +160,7 @@ def run(args) -> int:
     if args.paper:
         print(format_paper_table() if args.temporal is None else format_paper_temporal_table(args.temporal))
         return EXIT_OK
-    cfg = with_schedule(ref.preset(args.preset), args.schedule)
+    cfg = with_schedule(named_config(args.preset), args.schedule)
     check_frames(args.frames, cfg)
     if args.temporal is not None:
         try:

@@ -7,21 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (EXIT_OK, WEIGHTS_HELP, CLIError, add_data_args, add_run_args, add_weights_arg, datasets, positive_int,
-                     seed)
+from .common import (EXIT_OK, WEIGHTS_HELP, CLIError, add_data_args, add_run_args, add_weights_arg, datasets, parse_views,
+                     positive_int, seed)
 from .report import table
-
-
-def parse_views(text: str) -> tuple[int, int]:
-    """"1x1", "4x3" -> (temporal clips, spatial crops)."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        t, s = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be TxS, such as 4x3 (temporal clips x spatial crops), got {text!r}") from None
-    if t < 1 or s < 1:
-        raise argparse.ArgumentTypeError(f"both view counts must be positive, got {text!r}")
-    return t, s
 
 
 def run(args) -> int:

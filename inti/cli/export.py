@@ -19,13 +19,21 @@ def run(args) -> int:
         export.check_exportable(cfg, args.frames)
     except ValueError as e:
         raise CLIError(f"cannot export: {e}") from None
+    classes = None
+    if args.classes is not None:
+        if not cfg.num_classes:
+            raise CLIError("--classes names the head's classes, but this model has no head (num_classes 0)")
+        from inti.predict import read_class_names
+
+        classes = read_class_names(args.classes, cfg.num_classes)
     info = export.export_onnx(args.output, params, cfg, args.frames, trace=args.trace, opset=args.opset,
-                              force=args.force, source=source)
+                              force=args.force, source=source, classes=classes)
     outputs = ", ".join(info["outputs"])
     print(f"inti export: wrote {info['path']} ({info['bytes'] / 2**20:.1f} MiB, {info['nodes']} nodes; "
           f"input video (batch, {args.frames}, 3, {cfg.image_size}, {cfg.image_size}), batch dynamic; outputs {outputs})")
-    print(f"inti export: wrote {info['sidecar']} (the config and the graph's opset, {info['opset']}; "
-          "inti.io.config_json.config_from_json reads it)")
+    print(f"inti export: wrote {info['sidecar']} (the config, the graph's opset {info['opset']}, the preprocessing a "
+          f"deployment needs, {'the class names' if classes else 'no class names (--classes FILE)'}; "
+          "inti.io.config_json.config_from_json reads its config)")
     return EXIT_OK
 
 
@@ -45,12 +53,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "export", help="write the model as an ONNX graph plus a JSON sidecar with its config",
         description="Export InTI (float32, explicit attention, no input checks) to a graph file for a runtime "
                     "such as onnxruntime. The batch axis is dynamic; the frames axis is fixed at --frames (the "
-                    "schedule's halvings are static for a given T). The config goes to FILE.json beside it.",
+                    "schedule's halvings are static for a given T). The config, the preprocessing a deployment "
+                    "needs (frame sampling, resize, crop, mean and std) and the class names (--classes) go to "
+                    "FILE.json beside it.",
         epilog="example: inti export --format onnx --output nano.onnx --frames 8 --trace",
     )
     p.add_argument("--format", choices=FORMATS, required=True, help="graph format: onnx")
     p.add_argument("--output", required=True, metavar="FILE", help="the graph file to write (and FILE.json)")
     add_model_args(p, video=False)
+    p.add_argument("--classes", metavar="FILE", default=None,
+                   help="class names, one a line (line k names class k), as many as the head has; written to the "
+                        "sidecar for a deployment")
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
     p.add_argument("--opset", type=opset, default=18,
                    help="ONNX opset, within what the installed exporter writes (18 to 25 with onnxscript 0.7; "

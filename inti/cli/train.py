@@ -12,8 +12,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from ref.config import PRESETS
-
+from ..registry import list_models, named_config
 from .common import (DEFAULT_SKIP_FRACTION, EXIT_OK, CLIError, add_data_args, add_out_args, add_run_args, add_weights_arg,
                      datasets, non_negative_int, parse_schedule, positive_int, real, schedule_text, seed)
 from .report import needs
@@ -130,7 +129,7 @@ def run(args) -> int:
     policy = dict(force=args.force, command="the run", hint="pass --resume to continue that run, ")
     if world.main and not args.resume:  # a resumed run continues in its own folder
         outdir.check(out, RUN_FILES, **policy)  # before any work; nothing is removed until the run can start
-    base = PRESETS[args.preset or "nano"]
+    base = named_config(args.preset or "nano")
     size = base.image_size
     pretrained = load_pretrained(args.weights) if args.weights else None  # (params, cfg, where from)
     if pretrained is not None:  # the image size comes from the weights; read it before building the data
@@ -219,7 +218,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="resolve the recipe without data or weights: the final config, MACs, parameters, memory, file checks")
     add_data_args(p, train=True)
     g = p.add_argument_group("model")
-    g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model preset with fresh weights (default: nano)")
+    g.add_argument("--preset", choices=list_models(), default=None, help="model preset with fresh weights (default: nano)")
     add_weights_arg(g, "the weights to start from: any weights file (an inti parameter file or training checkpoint, "
                        "a timm / OpenAI CLIP / open_clip state dict or TorchScript archive), or a timm model name whose "
                        "weights timm holds locally (nothing is downloaded); default: fresh weights",

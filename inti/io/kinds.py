@@ -7,8 +7,9 @@ The kinds, and what reads each:
   beside the parameters): `inti.io.params.load_params`;
 - ``TRAINING``, an inti training checkpoint (``.safetensors``; model, optimizer, generators,
   run state): `inti.io.train_checkpoint`, and its model part `load_params`;
-- ``STATE_DICT``, another library's state dict (timm, OpenAI CLIP, open_clip) in a
-  ``.safetensors`` or ``.npz`` file, a torch zip or a legacy torch pickle: `inti.io.state_dict_files`;
+- ``STATE_DICT``, another library's state dict (timm, OpenAI CLIP, open_clip, Hugging Face) in a
+  ``.safetensors`` or ``.npz`` file, a torch zip or a legacy torch pickle: `inti.io.state_dict_files`
+  (a Hugging Face model folder holds one: `inti.io.hf`);
 - ``TORCHSCRIPT``, a TorchScript archive (OpenAI's CLIP downloads): `inti.io.torchscript`.
 
 `inti.io.weights.load` reads them all. `sniff` reads at most a zip's directory or a
@@ -42,7 +43,7 @@ READERS = {
     TRAINING: "inti.io.weights.load (the CLI's --weights), inti.io.params.load_params and "
               "inti.io.pretrained.from_weights read its model, inti train --resume the whole run",
     STATE_DICT: "inti.io.weights.load (the CLI's --weights) and inti.io.pretrained.from_weights read it, "
-                "converted from the timm, OpenAI CLIP or open_clip layout",
+                "converted from the timm, OpenAI CLIP, open_clip or Hugging Face layout",
     TORCHSCRIPT: "inti.io.weights.load (the CLI's --weights) and inti.io.pretrained.from_clip read it, "
                  "without running it",
 }
@@ -50,7 +51,7 @@ READERS = {
 
 class Sniffed(NamedTuple):
     """kind: one of KINDS, or None (not a weights file inti knows, or too damaged to tell);
-    container: "npz", "safetensors", "torch zip", "torch pickle", "zip", or None."""
+    container: "npz", "safetensors", "torch zip", "torch pickle", "zip", "Hugging Face model folder", or None."""
 
     kind: str | None
     container: str | None
@@ -61,6 +62,8 @@ class Sniffed(NamedTuple):
             return f"an {self.kind} ({self.container})"
         if self.kind == TORCHSCRIPT:
             return "a TorchScript archive"
+        if self.kind == STATE_DICT and self.container == "Hugging Face model folder":
+            return "a Hugging Face model folder (a state dict)"
         if self.kind == STATE_DICT:
             return f"a {self.container} file holding a state dict" if self.container in ("npz", "safetensors") \
                 else f"a {self.container} (a state dict saved with torch.save)"

@@ -19,7 +19,7 @@ import numpy as np
 from ref.config import ModelConfig
 from ref.params import key_report
 
-from .keymaps import PARTS, PATTERNS, block_pattern, describe_keys, external_key, external_shapes, layout_of
+from .keymaps import PARTS, PATTERNS, block_pattern, describe_keys, external_key, external_shapes, layout_of, our_shape
 
 # Widths whose public models do not have 64-wide heads [ours]: ViT-H/14 (1280), ViT-g/14 (1408)
 # and ViT-bigG/14 (1664) all use 16 heads, in timm and in open_clip alike.
@@ -35,14 +35,15 @@ def default_heads(width: int) -> int:
 
 
 def infer_config(state_dict: dict, layout: str, **overrides) -> ModelConfig:
-    """The ModelConfig of the image ViT in `state_dict` (already in `layout`'s family, prefix removed).
+    """The ModelConfig of the image ViT in `state_dict` (already in `layout`'s family, prefix removed:
+    `inti.io.keymaps.select_tower`).
 
     Shapes give: patch_size and width (patch weight (C, 3, P, P)), image_size (positions: N = (H/P)^2 + 1),
     depth (the block indices), mlp_ratio (fc1), embed_dim (CLIP's proj), num_classes (timm's head),
     ln_pre and patch_bias (whether their keys exist). heads, activation and ln_eps come from
     `overrides` or the layout's defaults. Every key of the state dict must fit, every expected key
     must be there with its shape; otherwise one ValueError lists what is missing, unexpected or
-    mis-shaped, by the layout's own key names."""
+    mis-shaped, by the layout's own key names (a "split" key by each of its parts)."""
     entry = layout_of(layout)
     family = entry.family
     unknown = sorted(set(overrides) - set(ModelConfig.__dataclass_fields__))
@@ -77,11 +78,14 @@ def infer_config(state_dict: dict, layout: str, **overrides) -> ModelConfig:
     def has(ours: str, part: str | None = None) -> bool:
         return (part is None or part not in family.lacks) and external_key(ours, layout) in state_dict
 
+    def ours(key: str) -> tuple:  # our shape of `key`, from theirs
+        return our_shape(key, [np.shape(state_dict[external_key(key, layout)])], family)
+
     inferred = dict(
         image_size=grid * patch_size, patch_size=patch_size, width=width, depth=depth,
         mlp_ratio=np.shape(state_dict[name["fc1"]])[0] / width,
-        embed_dim=int(np.shape(state_dict[external_key("proj.weight", layout)])[-1]) if has("proj.weight", "proj") else None,
-        num_classes=int(np.shape(state_dict[external_key("head.weight", layout)])[0]) if has("head.weight", "head") else 0,
+        embed_dim=int(ours("proj.weight")[0]) if has("proj.weight", "proj") else None,
+        num_classes=int(ours("head.weight")[0]) if has("head.weight", "head") else 0,
         ln_pre=has("ln_pre.weight", "ln_pre"), patch_bias=has("patch_embed.bias", "patch_bias"),
     )
     for field in SHAPE_FIELDS:

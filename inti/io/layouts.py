@@ -2,10 +2,12 @@
 
 The two directions, NumPy on mappings of arrays (torch tensors work too):
 
-- `convert_state_dict`: a timm, OpenAI CLIP or open_clip state dict -> (InTI parameters, config);
+- `convert_state_dict`: a timm, OpenAI CLIP, open_clip or Hugging Face state dict -> (InTI
+  parameters, config);
 - `to_layout`: InTI parameters -> the image ViT's state dict in a layout (its inverse).
 
 What they stand on, one module each: the key maps, one entry per layout (`inti.io.keymaps`);
+a Hugging Face model folder's config.json (`inti.io.hf`);
 the config read off the shapes (`inti.io.layout_config`); the position grid resampled for
 another image size (`inti.io.pos_embed`); unwrapping a script's nesting (`inti.io.state_dicts`).
 Reading a file is `inti.io.weights.load`'s job (it needs torch for .pt files); given a path,
@@ -28,15 +30,17 @@ import numpy as np
 from ref.config import ModelConfig
 from ref.params import check_params, init_params, temporal_prefixes
 
-from . import keymaps
-from .keymaps import DEFAULT_ACTIVATION, DEFAULT_LN_EPS, FAMILY, LAYOUTS, detect_layout, external_key, external_shapes, key_map
+from . import hf, keymaps
+from .keymaps import (
+    DEFAULT_ACTIVATION, DEFAULT_LN_EPS, FAMILY, LAYOUTS, detect_layout, external_key, external_shapes, key_groups, key_map,
+)
 from .layout_config import check_layout_fits, default_heads, infer_config
 from .pos_embed import bicubic_matrix, resample_pos_embed
 from .state_dicts import VISUAL_PREFIX, as_array, select_visual, unwrap_state_dict
 
 __all__ = ["convert_state_dict", "to_layout", "check_layout_fits", "init_predictor", "init_new_parts",
            "LAYOUTS", "FAMILY", "DEFAULT_ACTIVATION", "DEFAULT_LN_EPS", "VISUAL_PREFIX", "detect_layout", "external_key",
-           "external_shapes", "key_map", "infer_config", "default_heads", "bicubic_matrix", "resample_pos_embed",
+           "external_shapes", "key_map", "key_groups", "infer_config", "default_heads", "bicubic_matrix", "resample_pos_embed",
            "unwrap_state_dict", "select_visual"]
 
 
@@ -65,11 +69,12 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
                        antialias: bool = True, seed: int = 0, **overrides) -> tuple[dict, ModelConfig]:
     """A pretrained image ViT -> (InTI parameter dict, ModelConfig).
 
-    state_dict: a mapping of arrays (torch tensors work too) in the timm, OpenAI CLIP or
-    open_clip layout, or the path of another library's weights file
-    (`inti.io.state_dict_files.read_state_dict`). Nested ``state_dict``/``model`` entries, a
-    ``module.`` prefix and CLIP's ``visual.`` prefix are handled; the text tower of a whole
-    CLIP model is left out.
+    state_dict: a mapping of arrays (torch tensors work too) in the timm, OpenAI CLIP, open_clip
+    or Hugging Face layout, the path of another library's weights file
+    (`inti.io.state_dict_files.read_state_dict`), or a Hugging Face model folder (its weights,
+    and the heads, activation and eps of its config.json: `inti.io.hf.read_folder`). Nested
+    ``state_dict``/``model`` entries, a ``module.`` prefix, CLIP's ``visual.`` and HF's
+    ``vision_model.`` prefixes are handled; the text tower of a whole CLIP model is left out.
     layout: None detects the key family; a CLIP-family state dict is then read as "clip"
     (OpenAI: QuickGELU). open_clip ViTs with exact GELU need ``layout="open_clip"``.
     image_size: None keeps the state dict's; another multiple of the patch size resamples the
@@ -83,7 +88,10 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
 
     The backbone arrays keep their dtype (views where the layout allows); the predictor's
     take the dtype of the position embedding."""
-    if isinstance(state_dict, (str, os.PathLike)):
+    if isinstance(state_dict, (str, os.PathLike)) and os.path.isdir(state_dict):
+        state_dict, told = hf.read_folder(state_dict)
+        overrides = told | overrides
+    elif isinstance(state_dict, (str, os.PathLike)):
         from .state_dict_files import read_state_dict  # torch's formats need torch: imported only for a path
 
         state_dict = read_state_dict(state_dict)
@@ -99,8 +107,10 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
             f"layout={layout!r} was asked for, but the keys are in the {family} layout "
             f"({keymaps.FAMILIES[family].description}); pass layout=None to detect it"
         )
+    sd = keymaps.select_tower(sd, entry.family)
     native = infer_config(sd, layout, **overrides)
-    params = {ours: keymaps.to_ours(ours, sd[theirs], entry.family) for ours, theirs in key_map(native, layout).items()}
+    params = {ours: keymaps.to_ours(ours, [sd[t] for t in theirs], entry.family)
+              for ours, theirs in key_groups(native, layout).items()}
     cfg = native.replace(schedule=tuple(schedule))
     if image_size is not None and image_size != native.image_size:
         cfg = cfg.replace(image_size=image_size)  # validated: a multiple of the patch size
@@ -121,7 +131,9 @@ def schedule_tuple(schedule) -> tuple:
 
 def to_layout(params: dict, cfg: ModelConfig, layout: str, *, prefix: str = "") -> dict[str, np.ndarray]:
     """An InTI parameter dict -> the image ViT's state dict in `layout`, keys prefixed by `prefix`
-    (``"visual."`` for a whole CLIP model's layout).
+    (``"visual."`` for a whole CLIP model's layout; ``"vision_model."`` for the "hf" layout of
+    CLIPVisionModelWithProjection, CLIPModel and the Hub's files, whose ``visual_projection``
+    stays beside the prefix).
 
     The inverse of `convert_state_dict`: converting and writing back gives the same arrays.
     The predictor θ (``merges.*``) and the temporal modules (spec/00-method.md §12) have no place
@@ -130,8 +142,11 @@ def to_layout(params: dict, cfg: ModelConfig, layout: str, *, prefix: str = "") 
     check_params(params, cfg)
     check_layout_fits(cfg, layout)
     family = keymaps.family_of(layout)
-    return {prefix + theirs: keymaps.to_theirs(ours, np.asarray(params[ours]), family)
-            for ours, theirs in key_map(cfg, layout).items()}
+    out = {}
+    for ours, theirs in key_groups(cfg, layout).items():
+        values = keymaps.to_theirs(ours, np.asarray(params[ours]), family, len(theirs))
+        out |= {keymaps.with_prefix(name, prefix, family): value for name, value in zip(theirs, values)}
+    return out
 
 
 # ---- the names of before, for one release -------------------------------------------------------

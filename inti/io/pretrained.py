@@ -1,10 +1,11 @@
-"""Pretrained timm, OpenAI CLIP and open_clip ViTs as InTI models, and back.
+"""Pretrained timm, OpenAI CLIP, open_clip and Hugging Face CLIP ViTs as InTI models, and back.
 
 One line each (spec/07-pretrained-layouts.md has the key maps)::
 
     model = from_timm(timm.create_model("vit_base_patch16_224", pretrained=True), schedule=(3,))
     model = from_clip("ViT-B-16.pt", schedule=(3,))                        # OpenAI CLIP file
     model = from_clip(open_clip_model, schedule=(3,))                      # open_clip model
+    model = from_hf("clip-vit-base-patch16/", schedule=(3,))               # a Hugging Face folder
     model = from_weights("model.safetensors", schedule=(3,), image_size=160)
     model = from_weights("run/best.safetensors")                          # inti's own weights
 
@@ -12,7 +13,8 @@ The key mapping, the config inferred from the shapes, the position-grid resampli
 new predictors all come from `inti.io.layouts` (NumPy), so the spec and the torch model read a
 pretrained model the same way; every file is read by the one front door, `inti.io.weights.load`.
 A model object tells more than its state dict: its heads, activation and LayerNorm eps are
-read from its modules (`timm_hints`, `clip_hints`); a state dict or a file gets the layout's
+read from its modules (`timm_hints`, `clip_hints`) or its config (`hf_hints`), a Hugging Face
+model folder's from its config.json (`inti.io.hf`); a state dict or a file gets the layout's
 defaults, which keyword overrides (``heads=``, ``activation=``, ``ln_eps=``) replace.
 
 ``from_checkpoint`` is the old name of `from_weights`, kept for one release.
@@ -29,12 +31,13 @@ from torch import nn
 
 from torch_impl import InTIModel, from_ref_params, to_numpy
 
-from . import weights
-from .keymaps import FAMILY, LAYOUTS, key_map
+from . import hf, weights
+from .keymaps import FAMILY, LAYOUTS, family_of, key_groups, with_prefix
 from .layouts import convert_state_dict, to_layout
 from .state_dicts import stored_dtype
 
-__all__ = ["from_timm", "from_clip", "from_weights", "export_state_dict", "timm_hints", "clip_hints"]
+__all__ = ["from_timm", "from_clip", "from_hf", "from_weights", "export_state_dict", "timm_hints", "clip_hints",
+           "hf_hints"]
 
 
 # ---- what a model object tells beyond its shapes ----------------------------------------------
@@ -79,9 +82,21 @@ def clip_hints(visual: nn.Module) -> dict:
     return {"heads": block.attn.num_heads, "activation": _activation_name(block.mlp.gelu), "ln_eps": block.ln_1.eps}
 
 
+def hf_hints(model: nn.Module) -> dict:
+    """heads, activation and eps of a transformers CLIP model (CLIPVisionModel,
+    CLIPVisionModelWithProjection, CLIPModel), from its config."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise TypeError(f"{type(model).__name__} is not a transformers CLIP model (it has no config)")
+    hints = hf.hints_from_config(config.to_dict(), f"{type(model).__name__}.config")
+    return {k: hints[k] for k in hf.UNTOLD}
+
+
 def _source(obj, family: str):
     """(state dict of tensors or arrays, hints from a module) for a module or a mapping."""
     if isinstance(obj, nn.Module):
+        if family == "hf":
+            return obj.state_dict(), hf_hints(obj)
         if family == "timm":
             return obj.state_dict(), timm_hints(obj)
         visual = _clip_visual(obj)
@@ -159,21 +174,46 @@ def from_clip(model_or_state_dict_or_path, schedule=(), layout: str | None = Non
     return _build(state_dict, hints, layout, schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
 
 
+def from_hf(model_or_state_dict_or_path, schedule=(), image_size: int | None = None, *, dtype: torch.dtype | None = None,
+            antialias: bool = True, seed: int = 0, attn_path: str = "sdpa", frames: int | None = None,
+            **overrides) -> InTIModel:
+    """An InTI model from a Hugging Face transformers CLIP image tower: a ``CLIPVisionModel``,
+    ``CLIPVisionModelWithProjection`` or ``CLIPModel`` (its ``vision_model`` and
+    ``visual_projection``), its state dict, a ``model.safetensors`` file, or a model folder
+    holding one with its ``config.json`` (the "hf" layout; `from_weights` reads the same files
+    and folders, with the layout detected).
+
+    A model object or a folder tells the heads, activation (``hidden_act``) and LayerNorm eps; a
+    bare state dict or file gets transformers' CLIPVisionConfig defaults (QuickGELU, eps 1e-5)
+    and ``width // 64`` heads, which keyword overrides replace. With ``schedule=()`` the model is
+    the naive adaptation: on one frame it returns the tower's ``pooler_output`` (CLIPVisionModel)
+    or ``image_embeds`` (with the projection); on T frames, their mean. Other arguments as in
+    `from_timm`."""
+    if _is_path(model_or_state_dict_or_path):
+        return _from_file(model_or_state_dict_or_path, weights.OTHERS, "hf", schedule, image_size, dtype, antialias,
+                          seed, attn_path, frames, overrides)
+    state_dict, hints = _source(model_or_state_dict_or_path, "hf")
+    return _build(state_dict, hints, "hf", schedule, image_size, dtype, antialias, seed, attn_path, frames, overrides)
+
+
 def from_weights(path_or_state_dict, schedule=None, layout: str | None = None, image_size: int | None = None, *,
                  dtype: torch.dtype | None = None, antialias: bool = True, seed: int = 0, attn_path: str = "sdpa",
                  frames: int | None = None, **overrides) -> InTIModel:
     """An InTI model from any weights file (`inti.io.weights.load`: an inti parameter file or
-    training checkpoint, or another library's state dict in any known layout) or a state dict.
+    training checkpoint, another library's state dict in any known layout, a TorchScript archive,
+    or a Hugging Face model folder) or a state dict.
 
     A state dict's layout is detected from its keys (a CLIP-family one is read as "clip" unless
     ``layout="open_clip"``), and ``schedule=None`` means no merges. inti's own files keep their
     stored config and trained θ: schedule None keeps their schedule, and the conversion options
     (layout, image_size, overrides) are refused. dtype: by default the file's. Other arguments
-    as in `from_timm`. For a model object, use `from_timm` or `from_clip`, which read its modules."""
+    as in `from_timm`. For a model object, use `from_timm`, `from_clip` or `from_hf`, which read
+    its modules."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS} or None, got {layout!r}")
     if isinstance(path_or_state_dict, nn.Module):
-        raise TypeError("from_weights takes a file or a state dict; for a model use from_timm or from_clip")
+        raise TypeError("from_weights takes a file, a folder or a state dict; for a model use from_timm, from_clip "
+                        "or from_hf")
     if _is_path(path_or_state_dict):
         return _from_file(path_or_state_dict, weights.ALL, layout, schedule, image_size, dtype, antialias, seed,
                           attn_path, frames, overrides)
@@ -183,17 +223,20 @@ def from_weights(path_or_state_dict, schedule=None, layout: str | None = None, i
 
 
 def export_state_dict(model: InTIModel, layout: str, *, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip" or
-    "open_clip"), on the model's device and in its dtype, ready for that library's
+    """The image ViT inside an InTI model as a state dict in `layout` ("timm", "clip",
+    "open_clip" or "hf"), on the model's device and in its dtype, ready for that library's
     ``load_state_dict`` (with ``prefix="visual."`` for a whole CLIP model's ``visual`` part,
-    loaded with strict=False). The predictors θ are left out; the NumPy version is
-    `inti.io.layouts.to_layout`."""
+    loaded with strict=False; for "hf", ``prefix="vision_model."`` for
+    CLIPVisionModelWithProjection and the Hub's files). The predictors θ are left out; the
+    NumPy version is `inti.io.layouts.to_layout`."""
     if not isinstance(model, InTIModel):
         raise TypeError(f"expected an InTIModel, got {type(model).__name__}")
     state = model.state_dict()
     arrays = {k: to_numpy(v) for k, v in state.items()}
     exported = to_layout(arrays, model.cfg, layout, prefix=prefix)
-    dtypes = {prefix + theirs: state[ours].dtype for ours, theirs in key_map(model.cfg, layout).items()}
+    family = family_of(layout)
+    dtypes = {with_prefix(name, prefix, family): state[ours].dtype
+              for ours, theirs in key_groups(model.cfg, layout).items() for name in theirs}
     device = model.pos_embed.device
     return {k: torch.from_numpy(v.copy()).to(device=device, dtype=dtypes[k]) for k, v in exported.items()}
 

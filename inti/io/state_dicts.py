@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 
 VISUAL_PREFIX = "visual."
-POSITION_KEYS = ("pos_embed", "visual.positional_embedding", "positional_embedding")
+POSITION_KEYS = ("pos_embed", "visual.positional_embedding", "positional_embedding",  # inti, timm; CLIP
+                 "vision_model.embeddings.position_embedding.weight", "embeddings.position_embedding.weight")  # HF
 
 
 def as_array(value, name: str = "a parameter") -> np.ndarray:

@@ -17,10 +17,15 @@ kind                       what                                         read by
 ========================== ============================================ =========================
 inti parameter file        params + config, .npz or .safetensors        `inti.io.params`
 inti training checkpoint   a run's whole state; its model is read       `inti.io.train_checkpoint`
-state dict                 timm / OpenAI CLIP / open_clip weights in    `inti.io.state_dict_files`,
-                           .safetensors, .npz, .pt, .pth, .bin          converted by `inti.io.layouts`
+state dict                 timm / OpenAI CLIP / open_clip / Hugging     `inti.io.state_dict_files`,
+                           Face weights in .safetensors, .npz, .pt,     converted by `inti.io.layouts`
+                           .pth, .bin; or a Hugging Face model folder   (a folder: `inti.io.hf`)
 TorchScript archive        OpenAI CLIP's downloads, never run           `inti.io.torchscript`, converted
 ========================== ============================================ =========================
+
+A Hugging Face model folder (``model.safetensors`` or ``pytorch_model.bin`` with its
+``config.json``, as ``save_pretrained`` writes it) is a state dict whose config.json tells the
+heads, activation and LayerNorm eps that the shapes cannot; the path is the folder.
 
 inti's own files carry their config; another library's state dict gets its config from its
 shapes and the layout (`inti.io.layout_config`), and new predictors θ for `schedule`. The
@@ -46,6 +51,7 @@ from ref.params import check_params
 from . import kinds, train_checkpoint
 from .errors import CorruptFileError, WeightsError, WrongKindError
 from .files import check_regular_file
+from .hf import read_folder
 from .keymaps import default_layout, detect_layout
 from .layouts import convert_state_dict, schedule_tuple
 from .params import load_params
@@ -66,7 +72,7 @@ class Weights:
     cfg: ModelConfig
     kind: str  # one of inti.io.kinds.KINDS
     path: Path
-    layout: str | None = None  # the layout a state dict was read in ("timm", "clip", "open_clip")
+    layout: str | None = None  # the layout a state dict was read in ("timm", "clip", "open_clip", "hf")
     dtype: str | None = None  # the dtype the file stores its position embedding in ("float32", "bfloat16")
     step: int | None = None  # a training checkpoint's step
 
@@ -82,7 +88,8 @@ class Weights:
 
 def load(path, *, accept=ALL, layout: str | None = None, schedule=None, image_size: int | None = None,
          antialias: bool = True, seed: int = 0, **overrides) -> Weights:
-    """Read a weights file of any kind inti knows (see the module's table) -> `Weights`.
+    """Read a weights file of any kind inti knows, or a Hugging Face model folder (see the
+    module's table) -> `Weights`.
 
     accept: the kinds the caller takes (default: all); another is a `WrongKindError` that says
     what the file is and what reads it.
@@ -95,6 +102,13 @@ def load(path, *, accept=ALL, layout: str | None = None, schedule=None, image_si
     if schedule is not None:
         schedule = schedule_tuple(schedule)
     path = Path(os.path.expanduser(os.fspath(path)))
+    if path.is_dir():
+        if kinds.STATE_DICT not in accept:
+            found = kinds.Sniffed(kinds.STATE_DICT, "Hugging Face model folder")
+            raise kinds.wrong_kind(path, found, " or ".join(f"{'an' if k[0] in 'aeiou' else 'a'} {k}" for k in accept))
+        state_dict, told = read_folder(path)
+        return _convert(path, kinds.Sniffed(kinds.STATE_DICT, "Hugging Face model folder"), state_dict, layout,
+                        schedule, image_size, antialias, seed, told | overrides)
     check_regular_file(path, "weights file", WeightsError)
     found = kinds.sniff(path)
     if found.kind is None:
@@ -105,7 +119,12 @@ def load(path, *, accept=ALL, layout: str | None = None, schedule=None, image_si
         return _load_own(path, found.kind, layout, schedule, image_size, overrides)
     from .state_dict_files import read_state_dict  # torch's formats need torch: imported only for them
 
-    state_dict = read_state_dict(path)
+    return _convert(path, found, read_state_dict(path), layout, schedule, image_size, antialias, seed, overrides)
+
+
+def _convert(path: Path, found: kinds.Sniffed, state_dict, layout, schedule, image_size, antialias, seed,
+             overrides) -> Weights:
+    """Another library's state dict, converted by `inti.io.layouts.convert_state_dict`."""
     sd = unwrap_state_dict(state_dict)
     if INTI_OWN_KEYS <= set(sd):
         raise WrongKindError(

@@ -1,7 +1,8 @@
 """The model a run starts from: a preset with fresh weights, or pretrained weights (any weights
-file, read by the front door `inti.io.weights.load`: an inti parameter file or training
-checkpoint, a timm / OpenAI CLIP / open_clip state dict or TorchScript archive; or a timm model
-name whose weights timm already holds on this machine; nothing is downloaded).
+file or Hugging Face model folder, read by the front door `inti.io.weights.load`: an inti
+parameter file or training checkpoint, a timm / OpenAI CLIP / open_clip / Hugging Face state dict
+or TorchScript archive; or a timm model name whose weights timm already holds on this machine;
+nothing is downloaded).
 
 The pretrained backbone must fit exactly: every backbone key present with its shape, or a
 loud error that names them. The parts that are new for video (θ's ``merges.*``, a head for
@@ -48,8 +49,8 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
 
 
 def load_pretrained(name_or_file: str) -> tuple[dict, ModelConfig, str]:
-    """(params, cfg, description) of pretrained weights: a weights file of any kind, or a timm
-    model name."""
+    """(params, cfg, description) of pretrained weights: a weights file of any kind, a Hugging
+    Face model folder, or a timm model name."""
     path = Path(name_or_file).expanduser()
     if path.exists():
         from ..io.weights import load

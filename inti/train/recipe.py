@@ -285,17 +285,16 @@ def count_clips(list_file, separator: str | None = None) -> int:
 
 def model_config(recipe: Recipe, where: str):
     """The run's model config: the preset with the recipe's classes, schedule and module."""
-    import ref
     from ref.checks import check_frames
-    from ref.config import PRESETS, with_temporal
+
+    from ..registry import MODELS, list_models, named_config
 
     m = recipe.values["model"]
-    if m["preset"] not in PRESETS:
-        raise RecipeError(f"{where}: [model] preset must be one of {sorted(PRESETS)}, got {m['preset']!r}")
+    if m["preset"] not in MODELS:  # the registry that --preset and inti.create_model read
+        raise RecipeError(f"{where}: [model] preset must be one of {list_models()}, got {m['preset']!r}")
     try:
-        cfg = ref.preset(m["preset"], num_classes=m["num_classes"], schedule=tuple(m["schedule"]))
-        if m["temporal"] != "none":
-            cfg = with_temporal(cfg, m["temporal"], frames=m["frames"])
+        cfg = named_config(m["preset"], num_classes=m["num_classes"], schedule=tuple(m["schedule"]),
+                           temporal=None if m["temporal"] == "none" else m["temporal"], frames=m["frames"])
         check_frames(m["frames"], cfg)
     except ValueError as e:
         raise RecipeError(f"{where}: [model] does not resolve: {e}") from None

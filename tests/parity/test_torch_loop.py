@@ -4,7 +4,8 @@
 - The ONNX export wrapper (`inti.export.ExportModule`) and ToMe (`ToMeModel`) run the shared
   loop once per call and its steps once per block and merge (hook counters); the wrapper runs
   a model's overridden merge step, so it has no loop of its own.
-- No other forward in torch_impl or inti loops over blocks (read off the source).
+- No other function in torch_impl or inti carries tokens through a loop over blocks (read off
+  the source), but inti.patch's one loop over a host model's own blocks.
 - The hooks serve their users: a merge step that keeps the first frame of every pair (a
   hard-selection baseline) gives the image model on every 2^|S|-th frame, by ref; a block step
   under activation checkpointing gives the same gradients, each block running again in the
@@ -125,25 +126,39 @@ def test_tome_calls_its_block_step_once_per_block(monkeypatch):
     assert seen == [0, 1, 2, 3] and model._size is None  # no tensor held between calls
 
 
-def forwards_looping_over_blocks() -> list[str]:
-    """Every function named forward* in torch_impl/ and inti/ with a `for` over something that
-    names ``blocks``: "path:Class.function"."""
+def threads_through(loop: ast.AST) -> bool:
+    """Whether a loop carries a value from block to block: `x = f(..., x, ...)` in its body."""
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.value)):
+                return True
+    return False
+
+
+def loops_over_blocks() -> list[str]:
+    """Every function in torch_impl/ and inti/ with a `for` over something that names ``blocks``
+    and carries the tokens through it (x = step(x)): "path:Class.function". Loops that only set
+    an attribute on each block (the attention path, drop-path rates) are not forward loops."""
     found = []
     for path in sorted([*(ROOT / "torch_impl").rglob("*.py"), *(ROOT / "inti").rglob("*.py")]):
         tree = ast.parse(path.read_text())
         for cls in [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))]:
             for fn in cls.body:
-                if not isinstance(fn, ast.FunctionDef) or not fn.name.startswith("forward"):
+                if not isinstance(fn, ast.FunctionDef):
                     continue
-                loops = [n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.comprehension))]
-                if any("blocks" in ast.unparse(loop.iter) for loop in loops):
+                loops = [n for n in ast.walk(fn) if isinstance(n, ast.For) and "blocks" in ast.unparse(n.iter)]
+                if any(threads_through(loop) for loop in loops):
                     owner = f"{cls.name}." if isinstance(cls, ast.ClassDef) else ""
                     found.append(f"{path.relative_to(ROOT)}:{owner}{fn.name}")
     return found
 
 
 def test_there_is_one_loop_over_blocks():
-    assert forwards_looping_over_blocks() == ["torch_impl/model.py:InTIModel.forward_features"]
+    """One loop over our blocks, and one over a host library's blocks (inti.patch: the host's own
+    blocks, with Φ between them at the schedule); every other user overrides a step."""
+    assert loops_over_blocks() == ["inti/patch/common.py:run_blocks",
+                                   "torch_impl/model.py:InTIModel.forward_features"]
 
 
 # ---- a block step: activation checkpointing ----------------------------------------------------

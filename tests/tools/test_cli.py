@@ -427,7 +427,7 @@ def test_the_old_flag_names_are_aliases_with_a_notice(capsys, argv, old):
 def test_every_subcommand_that_reads_weights_takes_weights():
     subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command").choices
     readers = {name for name, p in subparsers.items() if any("--weights" in a.option_strings for a in p._actions)}
-    assert readers == {"demo", "parity", "eval", "export", "train"}
+    assert readers == {"demo", "parity", "eval", "export", "train", "predict"}
 
 
 def test_a_torch_zip_given_to_weights_is_read_through_the_front_door(tmp_path, capsys):

@@ -1,10 +1,14 @@
 """`inti export` and inti/export.py: the ONNX graph against the NumPy spec and torch, its nodes
-and MACs, the sidecar, and the errors a user can cause (issue 16)."""
+and MACs, the sidecar (the config, the preprocessing and class names a deployment needs, checked
+by a deployment that imports no inti), and the errors a user can cause."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +241,141 @@ def test_a_graph_at_another_opset_than_asked_is_refused_or_recorded_as_it_is(tmp
     monkeypatch.setattr(export, "to_onnx", lambda *a, **k: at_18)
     info = export.export_onnx(tmp_path / "m.onnx", params, TINY, 2, opset=20)
     assert json.loads(export.sidecar_path(tmp_path / "m.onnx").read_text())["export"]["onnx_opset"] == 18 == info["opset"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the sidecar holds what a deployment needs: the preprocessing and the class names
+
+
+CLASSES = [f"action {i}" for i in range(10)]
+
+# A deployment written only against the sidecar: NumPy, PyAV and onnxruntime, no inti, ref or torch.
+DEPLOYMENT = '''
+import json, sys
+for name in ("inti", "ref", "torch_impl", "torch"):
+    sys.modules[name] = None  # a deployment has none of them: importing one fails
+import av
+import numpy as np
+import onnxruntime as ort
+
+graph, video = sys.argv[1], sys.argv[2]
+with open(graph + ".json") as f:
+    side = json.load(f)
+pre = side["preprocess"]
+T, size = pre["frames"], pre["size"]
+with av.open(video) as container:  # every frame, in presentation order, RGB
+    frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+n = len(frames)
+assert n >= T, "too short"
+picked = [int(np.floor((i + 0.5) * n / T)) for i in range(T)]  # segment centres
+
+
+def taps(n_in, n_out):  # half-pixel centres, edges repeated
+    x = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    i0 = np.floor(x).astype(int)
+    return i0, np.minimum(i0 + 1, n_in - 1), x - i0
+
+
+def resize(image):  # bilinear, the short side to size: rows, then columns
+    h, w = image.shape[:2]
+    out_h, out_w = (size, int(w * size / h)) if h <= w else (int(h * size / w), size)
+    x = image.astype(np.float64) * pre["scale"]
+    i0, i1, a = taps(h, out_h)
+    x = x[i0] * (1 - a)[:, None, None] + x[i1] * a[:, None, None]
+    j0, j1, b = taps(w, out_w)
+    return x[:, j0] * (1 - b)[None, :, None] + x[:, j1] * b[None, :, None]
+
+
+clip = []
+for i in picked:
+    x = resize(frames[i])
+    top, left = (x.shape[0] - size) // 2, (x.shape[1] - size) // 2
+    x = (x[top:top + size, left:left + size] - np.array(pre["mean"])) / np.array(pre["std"])
+    clip.append(x.transpose(2, 0, 1))  # channels first
+batch = np.stack(clip)[None].astype(np.float32)
+session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+logits = session.run(["logits"], {session.get_inputs()[0].name: batch})[0][0].astype(np.float64)
+p = np.exp(logits - logits.max())
+print(json.dumps({"probabilities": (p / p.sum()).tolist(), "classes": side["classes"],
+                  "loaded": sorted(m for m in ("inti", "ref", "torch") if sys.modules.get(m) is not None)}))
+'''
+
+
+@pytest.fixture(scope="module")
+def with_classes(nano, tmp_path_factory):
+    """nano with random scores exported with --classes, from the parameter file predict reads too."""
+    cfg, params = nano
+    folder = tmp_path_factory.mktemp("deploy")
+    save_params(folder / "nano.npz", params, cfg)
+    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    out = folder / "nano.onnx"
+    assert main(["export", "--format", "onnx", "--output", str(out), "--weights", str(folder / "nano.npz"),
+                 "--frames", str(FRAMES), "--classes", str(folder / "classes.txt")]) == 0
+    return folder, out
+
+
+def _spec_numbers(name: str) -> list[float]:
+    """CLIP's statistics as spec/00-method.md §7 writes them."""
+    text = (Path(__file__).resolve().parents[2] / "spec" / "00-method.md").read_text()
+    section = text.split("## 7.", 1)[1].split("## 8.", 1)[0]
+    found = re.search(name + r"\s+\(([^)]*)\)", " ".join(section.split()))
+    return [float(v) for v in found.group(1).split(",")]
+
+
+def test_the_sidecar_holds_the_preprocessing_and_the_class_names(with_classes, nano):
+    side = json.loads(export.sidecar_path(with_classes[1]).read_text())
+    pre = side["preprocess"]
+    assert pre["frames"] == FRAMES and pre["size"] == nano[0].image_size == pre["crop"]["size"][0]
+    assert pre["mean"] == _spec_numbers("mean") and pre["std"] == _spec_numbers("standard deviation")
+    assert pre["layout"] == ["batch", FRAMES, 3, 64, 64] and pre["scale"] == 1 / 255
+    assert pre["sampling"]["index"].startswith("floor((i + 0.5) * n / frames)")
+    assert pre["resize"]["interpolation"] == "bilinear" and pre["resize"]["antialias"] is False
+    assert side["classes"] == CLASSES and side["postprocess"]["probabilities"].startswith("softmax")
+    assert config_from_json(json.dumps(side)) == nano[0]  # the config still reads back
+
+
+def test_a_deployment_written_against_the_sidecar_reproduces_inti_predict(with_classes, capsys, tmp_path):
+    """NumPy + PyAV + onnxruntime, no inti: the same probabilities as `inti predict` on a bundled
+    clip, within the float32 tolerance, and the same class names."""
+    pytest.importorskip("av")
+    from inti.io.clips import bundled_clip
+
+    folder, graph = with_classes
+    video = str(bundled_clip("bikes.mp4"))
+    assert main(["predict", video, "--weights", str(folder / "nano.npz"), "--classes", str(folder / "classes.txt"),
+                 "--json", "--topk", "10"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    predicted = np.full(10, np.nan)
+    for entry in line["top"]:
+        predicted[entry["index"]] = entry["probability"]
+    script = tmp_path / "deploy.py"
+    script.write_text(DEPLOYMENT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(script), str(graph), video], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    deployed = json.loads(proc.stdout)
+    assert deployed["loaded"] == [] and deployed["classes"] == CLASSES
+    assert rel_err(deployed["probabilities"], predicted) <= TOL, rel_err(deployed["probabilities"], predicted)
+    assert [e["class"] for e in line["top"]] == [CLASSES[i] for i in np.argsort(deployed["probabilities"])[::-1]]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("count", "names 9 classes, but the model's head has 10"),
+    ("no head", "this model has no head"),
+])
+def test_bad_classes_are_refused_before_the_export(tmp_path, capsys, nano, case, fragment):
+    cfg, params = nano
+    names = CLASSES[:9]
+    if case == "no head":
+        cfg, names = cfg.replace(num_classes=0), CLASSES
+        params = ref.init_params(cfg)
+    save_params(tmp_path / "w.npz", params, cfg)
+    (tmp_path / "classes.txt").write_text("\n".join(names) + "\n")
+    assert main(["export", "--format", "onnx", "--output", str(tmp_path / "m.onnx"), "--weights",
+                 str(tmp_path / "w.npz"), "--classes", str(tmp_path / "classes.txt")]) == 2
+    err = _errors(capsys)
+    assert len(err.strip().splitlines()) == 1 and fragment in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.txt", "w.npz"]
+    with pytest.raises(ValueError, match="expected 10 class names"):
+        export.sidecar(nano[0], FRAMES, False, 18, classes=CLASSES[:3])

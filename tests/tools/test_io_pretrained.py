@@ -514,4 +514,4 @@ def test_exports_that_the_layout_cannot_hold(small_timm, open_clip_s16):
     with pytest.raises(ValueError, match="OpenAI CLIP uses QuickGELU"):
         export_state_dict(gelu_clip, "clip")
     with pytest.raises(ValueError, match="layout must be one of"):
-        export_state_dict(from_timm(small_timm), "hf")
+        export_state_dict(from_timm(small_timm), "keras")

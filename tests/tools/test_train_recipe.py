@@ -230,3 +230,15 @@ def test_a_recipe_reads_pyslowfast_lists_of_real_videos(tmp_path):
     train, val = launch.recipe_datasets(r)
     assert len(train) == 6 and len(val) == 2
     assert tuple(train[0][0].shape) == (4, 3, 64, 64) and tuple(val[1][0].shape) == (1, 4, 3, 64, 64)
+
+
+def test_a_recipe_names_any_model_of_the_registry():
+    """[model] preset reads the registry that --preset and inti.create_model read: a CLIP ViT-B/32
+    tower, which ref's presets do not hold, resolves with the recipe's classes and schedule."""
+    from inti.registry import named_config
+
+    r = resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=["preset=vit_b32_clip"]))
+    assert r.model == named_config("vit_b32_clip", num_classes=400, schedule=(3,))
+    assert r.model.patch_size == 32
+    with pytest.raises(RecipeError, match="preset must be one of"):
+        resolve(read_recipe(RECIPES / "k400_vit_b16_8f.toml", sets=["preset=vit_b99"]))

@@ -47,37 +47,27 @@ def parse_schedule(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def integer(lo: int, hi: float = math.inf, what: str = ""):
+    """An argument type: an integer in [lo, hi], refused with `what` ("a positive integer")."""
+    what = what or f"an integer in [{lo}, {hi}]"
 
+    def checked(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+    checked.__name__ = what
+    return checked
 
 
 MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes (a signed 64-bit integer)
-
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {value}")
-    return value
+positive_int = integer(1, what="a positive integer")
+non_negative_int = integer(0, what="a non-negative integer")
+seed = integer(0, MAX_SEED, what="an integer in [0, 2**63 - 1]")
 
 
 def real(lo: float = -math.inf, hi: float = math.inf, open_lo: bool = False, open_hi: bool = False):

@@ -152,6 +152,8 @@ def _open_video(file, av, threads: int | None):
             kinds = ", ".join(s.type for s in container.streams) or "none"
             raise Refused(f"the file has no video stream (streams: {kinds})")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a stream whose codec FFmpeg cannot open (a damaged header)
+            raise Refused("FFmpeg cannot open the video stream's codec (a damaged or unknown codec header)")
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = 0 if threads is None else threads
         yield container, stream

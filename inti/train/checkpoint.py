@@ -229,10 +229,10 @@ def _validate_generators(tensors: dict, state: dict, invalid) -> None:
         if kind != "MT19937" or not isinstance(keys, list) or len(keys) != 624 \
                 or not all(_is_int(k) and 0 <= k < 2**32 for k in keys):
             raise ValueError("an MT19937 state holds 624 32-bit keys")
-        np.random.RandomState().set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
         if not (_is_int(pos) and 0 <= pos <= 624 and has_gauss in (0, 1) and _is_real(gauss) and math.isfinite(gauss)):
             raise ValueError("its position, Gaussian flag or cached Gaussian is out of range")
-    except (TypeError, ValueError) as e:
+        np.random.RandomState().set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    except (TypeError, ValueError, OverflowError) as e:
         raise invalid("numpy_rng", f"is not a NumPy generator state ({e}): {str(numpy_rng)[:80]}") from None
     python_rng = state.get("python_rng")
     try:

@@ -384,6 +384,15 @@ def test_fuzz_video_files_truncated(tmp_path):
         outcome("video file, truncated", lambda: _decode_bytes(tmp_path, data[:cut]), decoded, timeout=20)
 
 
+def test_a_truncation_that_leaves_a_stream_without_a_codec_is_a_clear_error(tmp_path):
+    """Cut inside its codec header, the bundled clip still lists a video stream, but one that
+    FFmpeg cannot open a decoder for (PyAV gives no codec context): a clear error, not an
+    AttributeError from PyAV."""
+    data = bundled_clip(CLIP).read_bytes()
+    with pytest.raises(ValueError, match="FFmpeg cannot open the video stream's codec"):
+        _decode_bytes(tmp_path, data[:5100])
+
+
 @settings(FUZZ)
 @given(st.data())
 def test_fuzz_video_files_with_flipped_bytes(tmp_path_factory, data):

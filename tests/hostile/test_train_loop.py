@@ -222,6 +222,7 @@ TAMPERED = {
     "numpy rng kind": (lambda t, s: s["numpy_rng"].__setitem__(0, "PCG64"), "numpy_rng is not a NumPy generator state"),
     "numpy rng key too big": (lambda t, s: s["numpy_rng"][1].__setitem__(0, 2**40), "numpy_rng is not"),
     "numpy rng position": (lambda t, s: s["numpy_rng"].__setitem__(2, 10**6), "numpy_rng is not"),
+    "numpy rng position past C long": (lambda t, s: s["numpy_rng"].__setitem__(2, 2**70), "numpy_rng is not"),
     "python rng missing": (drop_state("python_rng"), "python_rng is not a Python generator state"),
     "python rng version": (lambda t, s: s["python_rng"].__setitem__(0, 99), "python_rng is not"),
     "python rng short": (lambda t, s: s["python_rng"].__setitem__(1, [1, 2, 3]), "python_rng is not"),

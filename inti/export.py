@@ -131,11 +131,47 @@ def export_module(params: dict, cfg: ModelConfig, trace: bool = False) -> Export
     return ExportModule(model, trace=trace).eval()
 
 
-def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, opset: int = DEFAULT_OPSET):
-    """The ONNX ModelProto of InTI for clips of `frames` frames, with a dynamic batch."""
-    check_exportable(cfg, frames)
-    _import("onnx")
+def supported_opsets() -> range:
+    """The ONNX opsets the installed exporter writes. torch's exporter builds the graph at its
+    base opset (torch's TORCHLIB_OPSET, 18) and onnxscript's version converter moves it up to
+    SUPPORTED_MAX_ONNX_OPSET (25 in onnxscript 0.7), within what the installed onnx knows; below
+    the base the converter cannot go, and it keeps the base opset without a word, so such an
+    opset is refused here."""
+    onnx = _import("onnx")
     _import("onnxscript")
+    try:
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET as lowest
+    except ImportError:  # a torch that moved it: the one opset known to work
+        lowest = DEFAULT_OPSET
+    try:
+        from onnxscript.version_converter._version_converter import SUPPORTED_MAX_ONNX_OPSET as highest
+    except ImportError:
+        highest = lowest
+    return range(lowest, min(highest, onnx.defs.onnx_opset_version()) + 1)
+
+
+def check_opset(opset) -> int:
+    """`opset` as an int within `supported_opsets()`, or a ValueError naming the range."""
+    supported = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in supported:
+        raise ValueError(f"the installed exporter (torch {torch.__version__.split('+')[0]}) writes ONNX opsets "
+                         f"{supported.start} to {supported.stop - 1}, got --opset {opset!r}")
+    return opset
+
+
+def graph_opset(proto) -> int:
+    """The default-domain ("" or "ai.onnx") opset a model imports."""
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if len(versions) != 1:
+        raise ValueError(f"the graph imports the default ONNX domain {len(versions)} times, not once")
+    return int(versions[0])
+
+
+def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, opset: int = DEFAULT_OPSET):
+    """The ONNX ModelProto of InTI for clips of `frames` frames, with a dynamic batch, at
+    `opset` (one of `supported_opsets()`; the graph's opset is checked after the export)."""
+    check_exportable(cfg, frames)
+    opset = check_opset(opset)
     wrapper = export_module(params, cfg, trace)
     # Batch 2 in the example: torch.export would specialize a batch of 1 to a constant.
     example = torch.zeros(2, frames, 3, cfg.image_size, cfg.image_size)
@@ -146,6 +182,8 @@ def to_onnx(params: dict, cfg: ModelConfig, frames: int, trace: bool = False, op
             verbose=False,
         )
     proto = program.model_proto
+    if graph_opset(proto) != opset:
+        raise ValueError(f"the exporter wrote opset {graph_opset(proto)} when asked for --opset {opset}")
     # name the dynamic axis "batch" everywhere it shows (torch.export calls it s0 or similar)
     for value in [*proto.graph.input, *proto.graph.output]:
         dim = value.type.tensor_type.shape.dim[0]
@@ -259,22 +297,24 @@ def export_onnx(path, params: dict, cfg: ModelConfig, frames: int, trace: bool =
     """Write the graph to `path` and its sidecar beside it (`sidecar_path`); returns a summary.
     classes: the head's class names for the sidecar, or None."""
     check_exportable(cfg, frames)
+    opset = check_opset(opset)
     classes = check_classes(classes, cfg)
     path = check_output_path(path, force)
     proto = to_onnx(params, cfg, frames, trace, opset)
     data = proto.SerializeToString()  # the whole model in one message: fine below protobuf's 2 GiB
-    side, side_text = sidecar_path(path), sidecar(cfg, frames, trace, opset, source, classes)
+    side = sidecar_path(path)
     existed = path.exists()
     write_bytes(path, data)
-    try:
-        write_text(side, side_text)
+    try:  # the sidecar records the opset of the graph as written, read back from the file
+        written = graph_opset(_import("onnx").load(str(path), load_external_data=False))
+        write_text(side, sidecar(cfg, frames, trace, written, source, classes))
     except BaseException:
         if not existed:
             with contextlib.suppress(OSError):
                 path.unlink()
         raise
     return {"path": path, "sidecar": side, "bytes": len(data), "nodes": len(proto.graph.node),
-            "outputs": output_names(cfg, trace)}
+            "outputs": output_names(cfg, trace), "opset": written}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ it inside their `run`.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 
 import ref
@@ -20,6 +22,7 @@ from ..tolerances import TOLERANCE
 EXIT_OK, EXIT_PARITY, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_SOME_FAILED = 3  # `inti predict`: one or more of its videos failed (each said why in one line); the rest ran
 DEFAULT_PRESET = "nano"
+DEFAULT_SKIP_FRACTION = 0.05  # inti.train.loop.MAX_SKIP_FRACTION, repeated so that --help needs no torch
 DEFAULT_FRAMES = 8  # a multiple of 4, as nano's schedule (1, 2) needs
 
 
@@ -44,16 +47,75 @@ def parse_schedule(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def positive_int(text: str) -> int:
+def integer(lo: int, hi: float = math.inf, what: str = ""):
+    """An argument type: an integer in [lo, hi], refused with `what` ("a positive integer")."""
+    what = what or f"an integer in [{lo}, {hi}]"
+
+    def checked(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    checked.__name__ = what
+    return checked
+
+
+MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes (a signed 64-bit integer)
+positive_int = integer(1, what="a positive integer")
+non_negative_int = integer(0, what="a non-negative integer")
+seed = integer(0, MAX_SEED, what="an integer in [0, 2**63 - 1]")
+
+
+def real(lo: float = -math.inf, hi: float = math.inf, open_lo: bool = False, open_hi: bool = False):
+    """An argument type: a finite number in the interval, as "(0, inf)" or "[0, 1]" says."""
+    interval = f"{'(' if open_lo or lo == -math.inf else '['}{lo:g}, {hi:g}{')' if open_hi or hi == math.inf else ']'}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text!r}") from None
+        if not math.isfinite(value) or value < lo or value > hi or (open_lo and value == lo) or (open_hi and value == hi):
+            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
+        return value
+
+    number.__name__ = f"number in {interval}"
+    return number
+
+
+DEVICES = "cpu, cuda or cuda:N"
+
+
+def device(text: str) -> str:
+    """cpu, cuda or cuda:N; a CUDA device must be there (torch is imported only to ask)."""
+    name = text.strip().lower()
+    found = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", name)
+    if found is None or (found.group(1) == "cpu" and found.group(2) is not None):
+        raise argparse.ArgumentTypeError(f"must be {DEVICES}, got {text!r}")
+    if found.group(1) == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{name}: this machine has no CUDA device that torch can use "
+                                             "(torch.cuda.is_available() is False); use --device cpu")
+        if found.group(2) is not None and int(found.group(2)) >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return name
+
+
+def schedule_text(text: str) -> str:
+    """An argument type: `parse_schedule`'s syntax at parse time (the text is kept; whether the
+    blocks fit the model is checked when the model is known)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
+        parse_schedule(text)
+    except CLIError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--schedule ")) from None
+    return text
 MAX_VIEWS = 10  # the most temporal clips, and the most spatial crops, that --views takes (Kinetics' 10x3 protocol fits)
 
 
@@ -119,7 +181,7 @@ def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, fr
     p.add_argument("--preset", choices=list_models(), default=preset_default,
                    help=f"model name, one of inti.list_models() (default: {shown}; vit_b16 is the real ViT-B/16 shape)")
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, help=f"{frames_help} (default: {DEFAULT_FRAMES})")
-    p.add_argument("--schedule", default=None, metavar="S",
+    p.add_argument("--schedule", type=schedule_text, default=None, metavar="S",
                    help="blocks after which to merge, counted from 1: 6, 8,20 or none (default: the preset's)")
 
 
@@ -132,7 +194,7 @@ def add_model_args(p: argparse.ArgumentParser, video: bool = True) -> None:
                             "default: the bundled bigbuckbunny.mp4")
     add_schedule_args(p, None, "frames sampled from the clip, a multiple of 2^|S|" if video
                       else "frames per clip, fixed in the graph, a multiple of 2^|S|")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random parameters (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random parameters, in [0, 2**63 - 1] (default: 0)")
     add_weights_arg(p, WEIGHTS_HELP + "; default: random weights")
     p.add_argument("--random-scores", action="store_true",
                    help="give the predictor random non-zero score weights, so the merge weights differ from 1/2")
@@ -182,6 +244,23 @@ def parse_dtypes(text: str) -> tuple[str, ...]:
     return dtypes
 
 
+def dtypes_text(text: str) -> str:
+    """An argument type: `parse_dtypes`' check at parse time (the text is kept)."""
+    try:
+        parse_dtypes(text)
+    except CLIError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--dtypes ")) from None
+    return text
+
+
+def tolerance_item(text: str) -> tuple[str, float]:
+    """DTYPE=VALUE, an entry of the tolerance table: a known dtype and a finite positive number."""
+    name, sep, value = text.partition("=")
+    if not sep or name not in TOLERANCE:
+        raise argparse.ArgumentTypeError(f"must be DTYPE=VALUE with DTYPE one of {', '.join(TOLERANCE)}, got {text!r}")
+    return name, real(0, open_lo=True)(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # data, shared by train and eval
 
@@ -202,8 +281,15 @@ def add_data_args(p: argparse.ArgumentParser, train: bool) -> None:
     g.add_argument("--synthetic-val", type=positive_int, default=128, metavar="N", help="synthetic validation clips (default: 128)")
     g.add_argument("--resize", type=positive_int, default=None, metavar="PX",
                    help="resize the short side to this before cropping (default: the model's image size)")
-    g.add_argument("--workers", type=int, default=0, metavar="N", help="loader worker processes (default: 0)")
+    g.add_argument("--workers", type=non_negative_int, default=0, metavar="N", help="loader worker processes (default: 0)")
     g.add_argument("--skip-bad", action="store_true", help="log and skip clips that are missing, unreadable or too short")
+    g.add_argument("--max-skip-fraction", type=real(0, 1, open_hi=True), default=DEFAULT_SKIP_FRACTION, metavar="F",
+                   help="with --skip-bad, stop when more than this share of the clips are bad, in [0, 1) "
+                        f"(default: {DEFAULT_SKIP_FRACTION})")
+    g.add_argument("--allow-outside-root", action="store_true",
+                   help="accept list-file paths that leave --root (absolute, through .. or a symlink)")
+
+
 
 
 def datasets(args, frames: int, size: int, num_classes: int | None, train: bool):
@@ -223,11 +309,23 @@ def datasets(args, frames: int, size: int, num_classes: int | None, train: bool)
     needed = (["--train-list"] if train and not args.train_list else []) + ([] if val_list else ["--val-list" if train else "--list"])
     if needed or not args.root:
         raise CLIError(f"pass {', '.join(needed + ([] if args.root else ['--root']))}, or --synthetic TASK")
-    lists = dict(root=args.root, classes=args.classes, num_classes=num_classes, skip_bad=args.skip_bad, **common)
+    lists = dict(root=args.root, classes=args.classes, num_classes=num_classes, skip_bad=args.skip_bad,
+                 allow_outside_root=args.allow_outside_root, **common)
     tr = VideoListDataset(args.train_list, train=True, flip=not args.no_flip, **lists) if train else None
     va = VideoListDataset(val_list, train=False, views=getattr(args, "views", (1, 1)),
                           **dict(lists, num_classes=tr.num_classes if tr else num_classes))
     return tr, va, (tr or va).num_classes
+
+
+def add_run_args(p, device_default: str | None, device_help: str) -> None:
+    """--device and --dist-timeout, as train and eval spell them."""
+    p.add_argument("--device", type=device, default=device_default, help=f"{DEVICES}: {device_help}")
+    p.add_argument("--dist-timeout", type=real(0, 86400, open_lo=True), default=DIST_TIMEOUT_S, metavar="S",
+                   help="under torchrun, the seconds to wait for the other processes, at the start and at every "
+                        f"collective, before ending with an error (default: {DIST_TIMEOUT_S:g})")
+
+
+DIST_TIMEOUT_S = 600.0  # inti.train.distributed.TIMEOUT_S, repeated so that --help needs no torch
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, add_out_args, positive_int
+from .common import EXIT_OK, add_out_args, positive_int, seed
 
 SPLITS = ("train", "val")
 OWN = (*SPLITS, *(f"{s}.txt" for s in SPLITS), "classes.txt")  # the task's files: videos per split, lists, names
@@ -43,7 +43,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--val", type=positive_int, default=128, metavar="N", help="validation clips (default: 128)")
     p.add_argument("--frames", type=positive_int, default=16, help="frames per clip (default: 16)")
     p.add_argument("--size", type=positive_int, default=64, help="frame side in pixels (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="the task's seed, in [0, 2**63 - 1] (default: 0)")
     add_out_args(p, None, "the task", "the task's files (train/, val/, train.txt, val.txt, classes.txt)")
     p.set_defaults(run=run)
     return p

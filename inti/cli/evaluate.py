@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (EXIT_OK, WEIGHTS_HELP, CLIError, add_data_args, add_weights_arg, datasets, parse_views,
-                     positive_int)
+from .common import (EXIT_OK, WEIGHTS_HELP, CLIError, add_data_args, add_run_args, add_weights_arg, datasets, parse_views,
+                     positive_int, seed)
 from .report import table
 
 
@@ -32,7 +32,7 @@ def run(args) -> int:
         ref.checks.check_frames(frames, cfg)
     except ValueError as e:
         raise CLIError(f"--frames {frames} does not fit the schedule of the weights: {e}") from None
-    world = setup(args.device)
+    world = setup(args.device, timeout_s=args.dist_timeout)
     model = from_ref_params(params, cfg, dtype=torch.float32).to(world.device).eval()
     if recipe is not None:
         from inti.train.launch import recipe_datasets
@@ -44,8 +44,11 @@ def run(args) -> int:
     if cfg.num_classes and classes != cfg.num_classes:
         raise CLIError(f"the head of the weights has {cfg.num_classes} classes, the data {classes}")
     try:
-        metrics = evaluate(model, data, batch_size=args.batch_size, world=world, workers=args.workers, bf16=args.bf16)
-        video = data[0][0]
+        metrics = evaluate(model, data, batch_size=args.batch_size, world=world, workers=args.workers, bf16=args.bf16,
+                           max_skip_fraction=args.max_skip_fraction)
+        from inti.data.datasets import BadClip
+
+        video = next(item for item in map(data.__getitem__, range(len(data))) if not isinstance(item, BadClip))[0]
         one = (video[0] if video.dim() == 5 else video)[None].to(world.device)
         flops = count_flops(model, one)["total"]
     finally:
@@ -102,8 +105,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--views", type=parse_views, default=(1, 1), metavar="TxS",
                    help="temporal clips x spatial crops per video; softmax scores averaged (default: 1x1)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="videos per batch (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="the synthetic task's seed, as in training (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="the synthetic task's seed, as in training (default: 0)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_run_args(p, "cpu", "where to evaluate (default: cpu)")
     p.set_defaults(run=run)
     return p

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_OK, CLIError, add_model_args, model_from_args
+from .common import EXIT_OK, CLIError, add_model_args, model_from_args, positive_int
 
 FORMATS = ("onnx",)  # inti.export.FORMATS, repeated here so that --help needs no torch
 
@@ -31,10 +31,21 @@ def run(args) -> int:
     outputs = ", ".join(info["outputs"])
     print(f"inti export: wrote {info['path']} ({info['bytes'] / 2**20:.1f} MiB, {info['nodes']} nodes; "
           f"input video (batch, {args.frames}, 3, {cfg.image_size}, {cfg.image_size}), batch dynamic; outputs {outputs})")
-    print(f"inti export: wrote {info['sidecar']} (the config, the preprocessing a deployment needs, "
-          f"{'the class names' if classes else 'no class names (--classes FILE)'}; "
+    print(f"inti export: wrote {info['sidecar']} (the config, the graph's opset {info['opset']}, the preprocessing a "
+          f"deployment needs, {'the class names' if classes else 'no class names (--classes FILE)'}; "
           "inti.io.config_json.config_from_json reads its config)")
     return EXIT_OK
+
+
+def opset(text: str) -> int:
+    """An ONNX opset the installed exporter writes (torch and onnxscript are imported to ask)."""
+    value = positive_int(text)
+    try:
+        from inti import export
+
+        return export.check_opset(value)
+    except (ValueError, ImportError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -54,7 +65,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="class names, one a line (line k names class k), as many as the head has; written to the "
                         "sidecar for a deployment")
     p.add_argument("--trace", action="store_true", help="also output each merge's weights, merges.{j}.weights")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--opset", type=opset, default=18,
+                   help="ONNX opset, within what the installed exporter writes (18 to 25 with onnxscript 0.7; "
+                        "default: 18)")
     p.add_argument("--force", action="store_true", help="replace FILE and FILE.json if they exist")
     p.set_defaults(run=run)
     return p

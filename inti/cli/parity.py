@@ -9,23 +9,14 @@ import time
 from pathlib import Path
 
 from ..tolerances import TOLERANCE
-from .common import EXIT_OK, EXIT_PARITY, CLIError, add_model_args, clip_label, model_from_args, parse_dtypes
+from .common import (EXIT_OK, EXIT_PARITY, add_model_args, clip_label, dtypes_text, model_from_args, parse_dtypes,
+                     tolerance_item)
 from .report import format_parity, header, parity_failure, progress
 
 
 def parse_tolerances(items) -> dict[str, float]:
-    out = {}
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        if not sep or name not in TOLERANCE:
-            raise CLIError(f"--tolerance must be DTYPE=VALUE with DTYPE one of {', '.join(TOLERANCE)}, got {item!r}")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise CLIError(f"--tolerance {name}= needs a number, got {value!r}") from None
-        if not out[name] > 0:
-            raise CLIError(f"--tolerance {name}= must be positive, got {value!r}")
-    return out
+    """{dtype: tolerance} of the --tolerance entries (checked at parse time, `tolerance_item`)."""
+    return dict(items or ())
 
 
 def run(args) -> int:
@@ -64,9 +55,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="example: inti parity --random-scores --dtypes float64,float32",
     )
     add_model_args(p)
-    p.add_argument("--dtypes", default="float64,float32",
+    p.add_argument("--dtypes", type=dtypes_text, default="float64,float32",
                    help=f"torch dtypes to check, comma-separated from {', '.join(TOLERANCE)} (default: float64,float32)")
-    p.add_argument("--tolerance", action="append", metavar="DTYPE=VALUE",
+    p.add_argument("--tolerance", action="append", type=tolerance_item, metavar="DTYPE=VALUE",
                    help="override one entry of the tolerance table (repeatable), e.g. float32=1e-5")
     p.set_defaults(run=run)
     return p

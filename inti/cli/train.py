@@ -9,11 +9,35 @@ recipe as recipe.toml, so `--config OUT/recipe.toml` reruns the run."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from ..registry import list_models, named_config
-from .common import EXIT_OK, CLIError, add_data_args, add_out_args, add_weights_arg, datasets, parse_schedule, positive_int
+from .common import (DEFAULT_SKIP_FRACTION, EXIT_OK, CLIError, add_data_args, add_out_args, add_run_args, add_weights_arg,
+                     datasets, non_negative_int, parse_schedule, positive_int, real, schedule_text, seed)
 from .report import needs
+
+
+@contextlib.contextmanager
+def cleaned_up_on_failure(out: Path, created: bool, mine: bool, own):
+    """A run that fails before its first checkpoint leaves nothing behind (its metrics, its
+    recipe.toml, the folder it made), so that the retry is not refused; once a checkpoint is
+    written, everything stays: the retry is --resume. `mine`: this process made the run."""
+    try:
+        yield
+    except BaseException:
+        from inti.train.checkpoint import candidates
+
+        if mine and out.is_dir() and not candidates(out):
+            for name in own:
+                path = out / name
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+                elif path.is_file():
+                    path.unlink()
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
 
 
 def run_recipe(args) -> int:
@@ -22,9 +46,13 @@ def run_recipe(args) -> int:
     from inti.train import dryrun, launch
     from inti.train.checkpoint import RUN_FILES
     from inti.train.distributed import setup, teardown
+    from inti.train.loop import TrainingStopped
     from inti.train.recipe import read_recipe, resolve
 
     given = [f"--{k.replace('_', '-')}" for k, default in args.recipe_owns.items() if getattr(args, k) != default]
+    if args.max_skip_fraction != DEFAULT_SKIP_FRACTION or args.allow_outside_root:
+        raise CLIError("--max-skip-fraction and --allow-outside-root are not recipe fields: a --config run keeps "
+                       f"the default bound ({DEFAULT_SKIP_FRACTION:g}) and the root rule")
     if given:
         raise CLIError(f"with --config the recipe sets {', '.join(given)}; change its fields with --set KEY=VALUE")
     recipe = read_recipe(args.config, args.set)
@@ -41,7 +69,8 @@ def run_recipe(args) -> int:
     policy = dict(force=args.force, command="the run", hint="pass --resume to continue that run, ")
     if not args.resume:  # a resumed run continues in its own folder
         outdir.check(out, RUN_FILES, **policy)  # before any work; nothing is removed until the run can start
-    world = setup(args.device or r.recipe.values["run"]["device"])
+    world = setup(args.device or r.recipe.values["run"]["device"], timeout_s=args.dist_timeout)
+    created = not out.exists()
     if world.main and not args.resume:
         outdir.prepare(out, RUN_FILES, **policy)  # --force: the earlier run's files go, and only they
     say = print if world.main else (lambda *a, **k: None)
@@ -55,7 +84,10 @@ def run_recipe(args) -> int:
         bar.refresh()
 
     try:
-        launch.run(r, out, world=world, resume=args.resume, stop_after=args.stop_after, progress=progress, say=say)
+        with cleaned_up_on_failure(out, created, world.main and not args.resume, RUN_FILES):
+            launch.run(r, out, world=world, resume=args.resume, stop_after=args.stop_after, progress=progress, say=say)
+    except TrainingStopped as e:  # bad data or a diverging run: one line, exit 2
+        raise CLIError(str(e)) from None
     finally:
         bar.close()
         teardown(world)
@@ -78,6 +110,7 @@ def run(args) -> int:
     from inti.train import TrainConfig, fit
     from inti.train.checkpoint import RUN_FILES
     from inti.train.distributed import setup, teardown
+    from inti.train.loop import TrainingStopped
     from inti.train.models import build, load_pretrained
 
     if args.preset and args.weights:
@@ -91,10 +124,8 @@ def run(args) -> int:
                          log_every=args.log_every)
     except ValueError as e:
         raise CLIError(f"bad training recipe: {e}") from None
-    if args.stop_after is not None and args.stop_after < 1:
-        raise CLIError(f"--stop-after must be a positive integer, got {args.stop_after}")
     out = Path(args.out)
-    world = setup(args.device or "cpu")
+    world = setup(args.device or "cpu", timeout_s=args.dist_timeout)
     policy = dict(force=args.force, command="the run", hint="pass --resume to continue that run, ")
     if world.main and not args.resume:  # a resumed run continues in its own folder
         outdir.check(out, RUN_FILES, **policy)  # before any work; nothing is removed until the run can start
@@ -124,6 +155,7 @@ def run(args) -> int:
 
     torch.manual_seed(args.seed)
     model, cfg, source = build(make_cfg, args.seed, pretrained, base=base)
+    created = not out.exists()
     if world.main and not args.resume:
         outdir.prepare(out, RUN_FILES, **policy)  # --force: the earlier run's files go now, and only they
     data_config = {"frames": args.frames, "size": size, "resize": args.resize, "synthetic": args.synthetic,
@@ -145,8 +177,12 @@ def run(args) -> int:
         bar.refresh()
 
     try:
-        history = fit(model, train_data, val_data, tc, out=out, world=world, workers=args.workers, resume=args.resume,
-                      stop_after=args.stop_after, data_config=data_config, progress=progress, say=say)
+        with cleaned_up_on_failure(out, created, world.main and not args.resume, RUN_FILES):
+            history = fit(model, train_data, val_data, tc, out=out, world=world, workers=args.workers,
+                          resume=args.resume, stop_after=args.stop_after, data_config=data_config, progress=progress,
+                          say=say, max_skip_fraction=args.max_skip_fraction)
+    except TrainingStopped as e:  # bad data or a diverging run: one line, exit 2
+        raise CLIError(str(e)) from None
     finally:
         bar.close()
         teardown(world)
@@ -155,6 +191,11 @@ def run(args) -> int:
         last = evals[-1]
         say("final evaluation: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in last.items()))
+    steps = [r for r in history if "skipped_total" in r]
+    if steps and steps[-1]["skipped_total"]:
+        say(f"bad clips skipped in training: {steps[-1]['skipped_total']} times, {steps[-1]['bad_clips']} distinct "
+            f"(--skip-bad, at most {args.max_skip_fraction:g} of the clips); in the last evaluation: "
+            f"{evals[-1]['skipped'] if evals else 0}")
     say(f"checkpoints in {out}/ (last.safetensors, best.safetensors, checkpoints/), metrics in {out}/metrics.jsonl")
     return EXIT_OK
 
@@ -183,7 +224,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "weights timm holds locally (nothing is downloaded); default: fresh weights",
                     old_names=("--pretrained",), metavar="FILE_OR_NAME")
     g.add_argument("--frames", type=positive_int, default=8, help="frames per clip, a multiple of 2^|S| (default: 8)")
-    g.add_argument("--schedule", default=None, metavar="S", help="blocks after which to merge: 2, 8,20 or none (default: the preset's)")
+    g.add_argument("--schedule", type=schedule_text, default=None, metavar="S",
+                   help="blocks after which to merge: 2, 8,20 or none (default: the preset's)")
     g.add_argument("--temporal", default=None, metavar="NAME",
                    help="add temporal modules (spec/08): st_adapter, st_adapter_12x384, st_adapter_24x384, aim; "
                         "with --freeze-backbone only they, θ and the head train")
@@ -191,28 +233,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=positive_int, default=150, help="optimizer steps (default: 150)")
     g.add_argument("--batch-size", type=positive_int, default=16, help="clips per step, over all processes (default: 16)")
     g.add_argument("--accum", type=positive_int, default=1, help="gradient accumulation micro-batches per step (default: 1)")
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
-    g.add_argument("--warmup", type=int, default=15, help="linear warmup steps (default: 15)")
-    g.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay on matrices (default: 0.05)")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm; 0 turns clipping off (default: 1.0)")
-    g.add_argument("--label-smoothing", type=float, default=0.0, help="(default: 0)")
+    g.add_argument("--lr", type=real(0, open_lo=True), default=2e-3, help="peak learning rate (default: 2e-3)")
+    g.add_argument("--warmup", type=non_negative_int, default=15, help="linear warmup steps (default: 15)")
+    g.add_argument("--weight-decay", type=real(0), default=0.05, help="AdamW weight decay on matrices (default: 0.05)")
+    g.add_argument("--clip-grad", type=real(0), default=1.0, help="max gradient norm; 0 turns clipping off (default: 1.0)")
+    g.add_argument("--label-smoothing", type=real(0, 1), default=0.0, help="in [0, 1] (default: 0)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward")
     g.add_argument("--freeze-backbone", action="store_true", help="train only θ, the head and temporal modules")
     for group, text in (("theta", "θ (merges.*)"), ("head", "the head"), ("backbone", "the backbone"),
                         ("temporal", "temporal modules")):
-        g.add_argument(f"--lr-{group}", type=float, default=1.0, metavar="X", help=f"lr multiplier of {text} (default: 1)")
+        g.add_argument(f"--lr-{group}", type=real(0), default=1.0, metavar="X", help=f"lr multiplier of {text} (default: 1)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips in training (list-file data)")
-    g.add_argument("--seed", type=int, default=0, help="weights, data order and augmentation (default: 0)")
+    g.add_argument("--seed", type=seed, default=0, help="weights, data order and augmentation, in [0, 2**63 - 1] (default: 0)")
     g = p.add_argument_group("run")
     add_out_args(g, None, "the run (checkpoints, metrics.jsonl, curves.png; recipe.toml with --config)",
                  "the run files of an earlier run (last/best.safetensors, checkpoints/, metrics.jsonl, curves.png, "
                  "recipe.toml)", required=False)  # --config --dry-run writes nothing
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest loadable checkpoint")
-    g.add_argument("--stop-after", type=int, default=None, metavar="K",
+    g.add_argument("--stop-after", type=positive_int, default=None, metavar="K",
                    help="end after K steps with a checkpoint, as a preempted job; the schedule still spans --steps")
-    g.add_argument("--eval-every", type=int, default=50, metavar="N", help="evaluate and checkpoint every N steps (default: 50)")
-    g.add_argument("--log-every", type=int, default=10, metavar="N", help="a metrics line every N steps (default: 10)")
-    g.add_argument("--device", default=None, help="cpu (the default) or cuda; with --config, the recipe's run.device")
+    g.add_argument("--eval-every", type=non_negative_int, default=50, metavar="N",
+                   help="evaluate and checkpoint every N steps; 0: only at the end (default: 50)")
+    g.add_argument("--log-every", type=non_negative_int, default=10, metavar="N",
+                   help="a metrics line every N steps; 0: every step (default: 10)")
+    add_run_args(g, None, "cpu by default; with --config, the recipe's run.device")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     owned = ("train_list", "val_list", "root", "classes", "synthetic", "synthetic_train", "synthetic_val", "resize",
              "workers", "skip_bad", "preset",

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ref.preprocess import CLIP_MEAN, CLIP_STD, positive_int
 
+from ..io.bounds import check_clips
 from ..io.clips import DECODERS, decode
-from .lists import read_classes, read_list
+from .lists import clip_path, read_classes, read_list
 from .sampling import segment_indices
 from .synthetic import make_clip, num_classes
 from .transforms import clip_transform
@@ -26,17 +28,29 @@ from .transforms import clip_transform
 log = logging.getLogger("inti.data")
 
 
+class BadClip(NamedTuple):
+    """A clip that could not be read: its index and the message naming the list file, the
+    line, the path and the cause. Skipped (skip_bad) or, when fatal, raised by the loader in
+    the main process, with the same message whatever the number of workers."""
+
+    index: int
+    message: str
+    fatal: bool = False
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """What the two datasets share: views, the per-sample generator, the transform.
 
     Item i is (video, label, i): video (T, 3, size, size) float32 in training, and
-    (V, T, 3, size, size) with V = temporal x spatial views in evaluation; None when the clip
-    is bad and skip_bad is on (the collate function drops it, and the loop counts it)."""
+    (V, T, 3, size, size) with V = temporal x spatial views in evaluation; a `BadClip` when the
+    clip is bad and skip_bad is on (the collate function sets it apart, and the loop counts it)."""
 
     def __init__(self, frames: int, size: int, train: bool, resize: int | None = None, seed: int = 0,
                  flip: bool = True, views: tuple[int, int] = (1, 1), mean=CLIP_MEAN, std=CLIP_STD):
         self.frames, self.size = positive_int(frames, "frames"), positive_int(size, "size")
         self.resize = size if resize is None else positive_int(resize, "resize")
+        if self.resize < self.size:  # it would fail every clip: refused before the first is read
+            raise ValueError(f"resize ({self.resize}) must be at least the crop size ({self.size})")
         self.train, self.seed, self.flip = bool(train), int(seed), bool(flip)
         self.views = tuple(positive_int(v, "views") for v in views)
         if self.train and self.views != (1, 1):
@@ -68,11 +82,13 @@ class VideoListDataset(ClipDataset):
     decoder: "pyav" (the default) or "torchcodec" (`inti.io.clips.DECODERS`).
     decode_threads: FFmpeg's decoding threads per clip, 1 by default: each loader worker then
     takes one core, and the workers share the machine; None lets FFmpeg choose.
-    separator: the list's column separator (`inti.data.lists.read_list`); None: whitespace."""
+    separator: the list's column separator (`inti.data.lists.read_list`); None: whitespace.
+    allow_outside_root: accept paths that leave `root` (absolute, through .. or a symlink)."""
 
     def __init__(self, list_file, root, frames: int, size: int, train: bool, classes=None,
                  num_classes: int | None = None, skip_bad: bool = False, decoder: str = "pyav",
-                 decode_threads: int | None = 1, separator: str | None = None, **kwargs):
+                 decode_threads: int | None = 1, separator: str | None = None, allow_outside_root: bool = False,
+                 **kwargs):
         super().__init__(frames, size, train, **kwargs)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
@@ -84,7 +100,9 @@ class VideoListDataset(ClipDataset):
             raise ValueError(f"--root {str(self.root)!r} is not a folder")
         self.class_names = read_classes(classes) if classes is not None else None
         self.num_classes = len(self.class_names) if self.class_names else num_classes
-        self.entries = read_list(list_file, self.num_classes, separator=separator)
+        self.allow_outside_root = bool(allow_outside_root)
+        self.entries = read_list(list_file, self.num_classes, separator=separator,
+                                 allow_outside_root=self.allow_outside_root)
         if self.num_classes is None:
             self.num_classes = 1 + max(e.label for e in self.entries)
         self.skip_bad = bool(skip_bad)
@@ -96,7 +114,15 @@ class VideoListDataset(ClipDataset):
     def labels(self) -> np.ndarray:
         return np.array([e.label for e in self.entries])
 
+    def __getitems__(self, indices):
+        """A batch for the DataLoader: a bad clip's error comes back as a fatal `BadClip`, raised
+        by the loader in the main process (a worker's own re-raise keeps only the type)."""
+        return [self._item(i, defer=True) for i in indices]
+
     def __getitem__(self, index: int):
+        return self._item(index)
+
+    def _item(self, index: int, defer: bool = False):
         entry = self.entries[index]
         try:
             views = []
@@ -105,15 +131,21 @@ class VideoListDataset(ClipDataset):
                     rng = self.rng(index, 0) if self.train else None
                     return segment_indices(n, frames, self.train, rng=rng, view=t, views=self.views[0])
 
-                frames = decode(self.root / entry.path, sample=self.frames, pick=pick, decoder=self.decoder,
-                                threads=self.decode_threads)
+                frames = decode(clip_path(self.root, entry, self.allow_outside_root), sample=self.frames, pick=pick,
+                                decoder=self.decoder, threads=self.decode_threads)
                 views += [self.transform(frames, index, spatial=s) for s in range(self.views[1])]
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, OSError) as e:
             message = f"{self.list_file}:{entry.line}: {entry.path}: {e}"
             if not self.skip_bad:
+                if defer:
+                    return BadClip(index, message, fatal=True)
                 raise ValueError(message) from None
             log.warning("skipping a bad clip (--skip-bad): %s", message)
-            return None
+            return BadClip(index, message)
+        except Exception as e:  # not a defect of the clip: never skipped, but named in the main process
+            if not defer:
+                raise
+            return BadClip(index, f"{self.list_file}:{entry.line}: {entry.path}: {type(e).__name__}: {e}", fatal=True)
         video = np.stack(views) if not self.train else views[0]
         return torch.from_numpy(video), entry.label, index
 
@@ -127,6 +159,7 @@ class SyntheticVideos(ClipDataset):
         kwargs.setdefault("flip", task != "motion")  # a flip turns "right" into "left"
         super().__init__(frames, size, train, **kwargs)
         self.task, self.count, self.split_seed, self.k = task, positive_int(count, "clips"), int(split_seed), k
+        check_clips(self.count, f"the synthetic task {task!r}")
         self.num_classes = num_classes(task, classes)
         self.classes = classes
         self.class_names = None
@@ -150,13 +183,14 @@ class SyntheticVideos(ClipDataset):
 
 
 def collate(items):
-    """Stack the good items; count the skipped ones (None)."""
-    good = [it for it in items if it is not None]
-    skipped = len(items) - len(good)
+    """(videos, labels, indices, bad): the good items stacked (None, None, None when there is
+    none), and the list of `BadClip`s."""
+    bad = [it for it in items if isinstance(it, BadClip)]
+    good = [it for it in items if not isinstance(it, BadClip)]
     if not good:
-        return None, None, None, skipped
+        return None, None, None, bad
     videos, labels, indices = zip(*good)
-    return torch.stack(videos), torch.tensor(labels), torch.tensor(indices), skipped
+    return torch.stack(videos), torch.tensor(labels), torch.tensor(indices), bad
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -169,6 +203,7 @@ class EpochSampler(torch.utils.data.Sampler):
     def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True, rank: int = 0,
                  world: int = 1, drop_last: bool = True):
         self.n, self.batch_size = positive_int(n, "clips"), positive_int(batch_size, "batch size")
+        check_clips(self.n, "the sampler's dataset")
         self.seed, self.shuffle, self.rank, self.world, self.drop_last = seed, shuffle, rank, world, drop_last
         if drop_last and batch_size % world:
             raise ValueError(f"the batch size {batch_size} must be a multiple of the {world} processes")
@@ -212,9 +247,28 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset, sampler: EpochSampler, workers: int = 0, seed: int = 0):
-    return torch.utils.data.DataLoader(
+class Loader:
+    """The DataLoader's batches, (videos, labels, indices, bad); a fatal `BadClip` (skip_bad
+    off) is raised here, in the main process, with its message: the same with or without
+    workers."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for videos, labels, indices, bad in self.loader:
+            fatal = next((clip for clip in bad if clip.fatal), None)
+            if fatal is not None:
+                raise ValueError(fatal.message)
+            yield videos, labels, indices, bad
+
+
+def make_loader(dataset, sampler: EpochSampler, workers: int = 0, seed: int = 0) -> Loader:
+    return Loader(torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed),
         persistent_workers=False, pin_memory=False,
-    )
+    ))

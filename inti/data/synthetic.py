@@ -29,15 +29,21 @@ import numpy as np
 
 from ref.preprocess import positive_int
 
+from ..io.bounds import check_clip_bytes, check_clips, check_frame_count
+
 TASKS = ("informative", "motion")
 DIRECTIONS = ("right", "left", "down", "up")
 CODEC, CONTAINER, PIXEL_FORMAT = "ffv1", ".mkv", "bgr0"
 
 
 def _background(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
-    """Grey noise, (T, size, size, 3) uint8: the clutter every task draws on."""
-    grey = 96 + rng.integers(-24, 25, size=(frames, size, size, 1))
-    return np.repeat(grey, 3, axis=-1).astype(np.uint8)
+    """Grey noise, (T, size, size, 3) uint8: the clutter every task draws on. Drawn a frame at
+    a time (the same numbers as one draw of the whole clip), so that the int64 draw takes one
+    frame's memory, not the clip's eight times over."""
+    clip = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for f in range(frames):
+        clip[f] = 96 + rng.integers(-24, 25, size=(size, size, 1))
+    return clip
 
 
 def _colour(label: int, classes: int) -> np.ndarray:
@@ -80,6 +86,8 @@ def make_clip(task: str, seed: int, index: int, frames: int, size: int, classes:
     if task not in TASKS:
         raise ValueError(f"unknown synthetic task {task!r}; choose from {', '.join(TASKS)}")
     frames, size = positive_int(frames, "frames"), positive_int(size, "size")
+    check_frame_count(frames, "a synthetic clip")
+    check_clip_bytes(frames, size, size, f"a synthetic clip of {frames} frames of {size} px")
     rng = np.random.default_rng([int(seed), int(index), TASKS.index(task)])
     if task == "motion":
         return motion_clip(rng, frames, size)
@@ -103,6 +111,18 @@ def write_video(path, frames: np.ndarray, rate: int = 8) -> None:
             container.mux(packet)
 
 
+def _check_disk_space(out: Path, most: int) -> None:
+    """Refuse to start writing up to `most` bytes of videos where the disk has less free."""
+    import shutil
+
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if most > free:
+        raise ValueError(f"the task's videos take up to {most:,} bytes (lossless FFV1 of noisy frames barely "
+                         f"compresses), and the disk of {str(existing)!r} has {free:,} bytes free; write fewer "
+                         "or smaller clips")
+
+
 def write_task(out, task: str, splits: dict[str, int], seed: int = 0, frames: int = 8, size: int = 32,
                classes: int | None = None, k: int = 2, force: bool = False) -> dict[str, Path]:
     """Write a task to disk: `out/<split>/<index>.mkv`, a list file `out/<split>.txt` per split
@@ -116,12 +136,17 @@ def write_task(out, task: str, splits: dict[str, int], seed: int = 0, frames: in
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise ValueError(f"{str(out)!r} already holds files; pass force=True (--force) to replace the task's files in it")
+    counts = {split: positive_int(count, f"{split} clips") for split, count in splits.items()}
+    check_clips(sum(counts.values()), f"the task's splits ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    make_clip(task, 0, 0, 1, 1, classes, k)  # the task and its classes, before any file
+    check_frame_count(positive_int(frames, "frames"), "a synthetic clip")
+    _check_disk_space(out, sum(counts.values()) * check_clip_bytes(frames, size, size))
     names = DIRECTIONS if task == "motion" else [f"class {c}" for c in range(num_classes(task, classes))]
     lists = {}
-    for s, (split, count) in enumerate(splits.items()):
+    for s, (split, count) in enumerate(counts.items()):
         (out / split).mkdir(parents=True, exist_ok=True)
         entries = []
-        for i in range(positive_int(count, f"{split} clips")):
+        for i in range(count):
             clip, label = make_clip(task, seed * 1000 + s, i, frames, size, classes, k)
             relative = f"{split}/{i:06d}{CONTAINER}"
             write_video(out / relative, clip)

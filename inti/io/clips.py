@@ -55,6 +55,7 @@ import numpy as np
 
 from ref.preprocess import positive_int, preprocess, sample_indices
 
+from .bounds import BoundError, check_decoded, check_frame_count, guard_stream
 from .decode import DecodeStats, Refused, Unreliable, check_clip_size, check_packet, decode_planned, read_index
 from .files import file_kind
 
@@ -151,6 +152,8 @@ def _open_video(file, av, threads: int | None):
             kinds = ", ".join(s.type for s in container.streams) or "none"
             raise Refused(f"the file has no video stream (streams: {kinds})")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a stream whose codec FFmpeg cannot open (a damaged header)
+            raise Refused("FFmpeg cannot open the video stream's codec (a damaged or unknown codec header)")
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = 0 if threads is None else threads
         yield container, stream
@@ -171,6 +174,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
     """
     stats = DecodeStats() if stats is None else stats
     with _open_regular_file(path) as file, _open_video(file, av, threads) as (container, stream):
+        guard_stream(stream, keep)  # inti.io.bounds: the header's frame size and count, before any frame
         if keep is None:
             wanted = None  # every frame
         else:
@@ -185,6 +189,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
         listed = []  # every frame, when keep is None
         frames, kept, n = None, 0, 0  # the sampled frames, how many of them so far, frames seen
         for frame in _sequential_frames(container, stream, stats):
+            check_decoded(n, frame, len(listed) + 1 if wanted is None else len(wanted))  # before converting it
             if wanted is None:
                 if not listed:
                     check_clip_size(frame.width, frame.height, 1)
@@ -230,7 +235,9 @@ def _decode_indexed(path: Path, av, limit: int | None, keep: int, pick, decoder:
     trusted (the caller then decodes in one sequential pass)."""
     with _open_regular_file(path) as file:
         with _open_video(file, av, threads) as (container, stream):
+            guard_stream(stream, keep)  # inti.io.bounds: the header's frame size and count, before the index
             index = read_index(container, stream)
+            check_frame_count(len(index), "the video (as its index counts it)")
             n = len(index) if limit is None else min(len(index), limit)
             stats.frames = n
             if n < keep:
@@ -306,7 +313,7 @@ def decode(path, max_frames: int | None = None, sample: int | None = None, pick=
         clip is the i-th frame in presentation order (see the module docstring).
     Raises: FileNotFoundError for a missing file; ValueError naming the file for anything it
         cannot decode (not a regular file, damaged, truncated, no video stream, no frames,
-        frames over `inti.io.decode.MAX_FRAME_PIXELS` or a clip over `MAX_CLIP_BYTES`).
+        frames or a clip over the bounds of `inti.io.bounds`, as its subclass `BoundError`).
     """
     av = _import_av()
     # PyAV >= 14 names the base error av.error.FFmpegError; older releases called it av.AVError.
@@ -351,6 +358,8 @@ def decode(path, max_frames: int | None = None, sample: int | None = None, pick=
             stats.frames = n
     except _MissingFile as e:
         raise FileNotFoundError(str(e)) from None
+    except BoundError as e:
+        raise BoundError(f"could not decode video {name!r}: {e}") from None
     except Refused as e:
         raise ValueError(f"could not decode video {name!r}: {e}") from None
     except (av_error, EOFError, OSError, UnicodeError) as e:
@@ -405,6 +414,8 @@ def to_tensor(clip: np.ndarray, device=None):
     """A preprocessed clip (T, 3, H, W) as a batch of one video, torch (1, T, 3, H, W)."""
     import torch
 
+    if not isinstance(clip, np.ndarray):
+        raise TypeError(f"clip must be a NumPy array (T, 3, H, W) as load_clip returns it, got {type(clip).__name__}")
     if clip.ndim != 4 or clip.shape[1] != 3:
         raise ValueError(f"clip must have shape (T, 3, H, W) as load_clip returns it, got shape {tuple(clip.shape)}")
     return torch.from_numpy(np.ascontiguousarray(clip)).unsqueeze(0).to(device)

@@ -28,8 +28,9 @@ once, only as far as its last kept frame:
 A damaged stretch of the file that no kept frame needs is never decoded, so it cannot fail the
 clip; a sequential pass would have stopped there.
 
-The bound on what one clip may hold, `check_clip_size`, is applied where the frame size and
-the number of kept frames are first known, before anything is allocated.
+The bound on what one clip may hold, `check_clip_size` (the bounds of `inti.io.bounds`), is
+applied where the frame size and the number of kept frames are first known, before anything
+is allocated.
 """
 
 from __future__ import annotations
@@ -39,10 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The largest frame decoded, in pixels (width x height): 8192 x 8192, above 8K UHD (7680 x 4320).
-MAX_FRAME_PIXELS = 8192 * 8192
-# The most bytes of RGB frames one decode may hold: 2 GiB, e.g. 64 frames of 4K UHD (1.6 GB).
-MAX_CLIP_BYTES = 2**31
+from . import bounds
+
 # The longest index held, in packets (39 hours at 30 frames/s); a longer stream is decoded in
 # one sequential pass, which holds no index.
 MAX_INDEX_PACKETS = 2**22
@@ -51,22 +50,13 @@ MAX_REORDER = 16
 
 
 def check_clip_size(width: int, height: int, frames: int) -> None:
-    """Refuse a clip whose `frames` RGB frames of width x height would pass the bounds above.
+    """Refuse a clip whose `frames` RGB frames of width x height would pass the bounds of
+    `inti.io.bounds` (MAX_VIDEO_SIDE, MAX_CLIP_BYTES): a `BoundError` naming the bound.
 
     Called where a decoder first learns the frame size (from the stream's header, before any
     frame is decoded) and the number of frames it will hold.
     """
-    if width < 1 or height < 1:
-        raise Refused(f"the video stream states a frame size of {width}x{height} pixels")
-    if width * height > MAX_FRAME_PIXELS:
-        raise Refused(
-            f"the frames are {width}x{height} pixels, over the limit of {MAX_FRAME_PIXELS:,} pixels a frame"
-        )
-    if frames * width * height * 3 > MAX_CLIP_BYTES:
-        raise Refused(
-            f"{frames} RGB frames of {width}x{height} pixels take {frames * width * height * 3:,} bytes, "
-            f"over the limit of {MAX_CLIP_BYTES:,} bytes a clip"
-        )
+    bounds.check_clip_bytes(frames, height, width, "one decoded clip")
 
 
 class Refused(ValueError):

@@ -95,7 +95,8 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
         from .state_dict_files import read_state_dict  # torch's formats need torch: imported only for a path
 
         state_dict = read_state_dict(state_dict)
-    sd = {k: as_array(v) for k, v in unwrap_state_dict(state_dict).items()}
+    schedule = schedule_tuple(schedule)
+    sd = {k: as_array(v, k) for k, v in unwrap_state_dict(state_dict).items()}
     sd, _ = select_visual(sd)
     family = detect_layout(sd)
     if layout is None:
@@ -117,6 +118,15 @@ def convert_state_dict(state_dict, schedule=(), image_size: int | None = None, *
     params |= init_new_parts(cfg, seed, dtype=params["pos_embed"].dtype)
     check_params(params, cfg)
     return params, cfg
+
+
+def schedule_tuple(schedule) -> tuple:
+    """A schedule as the API takes it, a tuple or list of block indices ((6,), (8, 20), () for no
+    merges), as a tuple; TypeError for anything else (a bare 6, a string)."""
+    if not isinstance(schedule, (tuple, list)):
+        raise TypeError(f"schedule must be a tuple of block indices counted from 1, such as (6,) or (8, 20), or () for "
+                        f"no merges; got {type(schedule).__name__} {schedule!r}")
+    return tuple(schedule)
 
 
 def to_layout(params: dict, cfg: ModelConfig, layout: str, *, prefix: str = "") -> dict[str, np.ndarray]:

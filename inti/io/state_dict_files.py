@@ -57,7 +57,16 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     raw = reading(path, _read, suffix)
     if not isinstance(raw, Mapping):
         raise WeightsError(f"weights file {path!r} holds an object of type {type(raw).__name__}, not a state dict")
-    return unwrap_state_dict(raw)
+    try:
+        flat = unwrap_state_dict(raw)
+    except TypeError as e:
+        raise WeightsError(f"weights file {path!r}: {e}") from None
+    odd = next(((k, v) for k, v in flat.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None or not flat:
+        raise WeightsError(f"weights file {path!r} is not a flat state dict of tensors (at its top, or under "
+                           f"'state_dict' or 'model'): " + (f"{odd[0]!r} holds a {type(odd[1]).__name__}" if odd
+                                                            else "it holds no tensors"))
+    return flat
 
 
 def _read(path: str, suffix: str):

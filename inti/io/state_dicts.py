@@ -20,12 +20,19 @@ POSITION_KEYS = ("pos_embed", "visual.positional_embedding", "positional_embeddi
                  "vision_model.embeddings.position_embedding.weight", "embeddings.position_embedding.weight")  # HF
 
 
-def as_array(value) -> np.ndarray:
+def as_array(value, name: str = "a parameter") -> np.ndarray:
     """A NumPy array of a parameter, keeping its dtype; a tensor goes through `torch_impl.to_numpy`
-    (a bfloat16 tensor becomes float32, exactly)."""
+    (a bfloat16 tensor becomes float32, exactly). A tensor without data here (on the meta
+    device) or not dense (sparse, quantized) is refused, naming `name`."""
     if not isinstance(value, np.ndarray) and type(value).__module__.startswith("torch"):
         from torch_impl.convert import to_numpy  # torch is loaded already: value is a tensor
 
+        if getattr(value, "is_meta", False):
+            raise ValueError(f"{name} is a tensor on the meta device, which holds no values (a model built under "
+                             "torch.device('meta')?); load real weights first")
+        if str(getattr(value, "layout", "torch.strided")) != "torch.strided" or getattr(value, "is_quantized", False):
+            raise ValueError(f"{name} is a {'quantized' if value.is_quantized else str(value.layout).removeprefix('torch.')} "
+                             "tensor; weights must be dense float tensors (convert it with .to_dense() or .dequantize())")
         value = to_numpy(value)
     return np.ascontiguousarray(np.asarray(value))
 
@@ -43,7 +50,11 @@ def unwrap_state_dict(obj) -> dict:
             break
         obj = obj[nested[0]]
     obj = dict(obj)
-    if obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
+    names = [k for k in obj if not isinstance(k, str)]
+    if names:
+        raise TypeError(f"a state dict's keys are parameter names (strings), got {type(names[0]).__name__} {names[0]!r}"
+                        + (f" and {len(names) - 1} more" if len(names) > 1 else ""))
+    if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
 

@@ -49,11 +49,11 @@ from ref.config import ModelConfig
 from ref.params import check_params
 
 from . import kinds, train_checkpoint
-from .errors import CorruptFileError, WeightsError
+from .errors import CorruptFileError, WeightsError, WrongKindError
 from .files import check_regular_file
 from .hf import read_folder
 from .keymaps import default_layout, detect_layout
-from .layouts import convert_state_dict
+from .layouts import convert_state_dict, schedule_tuple
 from .params import load_params
 from .state_dicts import dtype_name, select_visual, stored_dtype, unwrap_state_dict
 
@@ -99,14 +99,16 @@ def load(path, *, accept=ALL, layout: str | None = None, schedule=None, image_si
     layout, image_size, antialias, seed, overrides: how another library's state dict is
     converted (`inti.io.layouts.convert_state_dict`); inti's own files store their config, so
     there they are refused (an image_size equal to the stored one aside)."""
+    if schedule is not None:
+        schedule = schedule_tuple(schedule)
     path = Path(os.path.expanduser(os.fspath(path)))
     if path.is_dir():
         if kinds.STATE_DICT not in accept:
             found = kinds.Sniffed(kinds.STATE_DICT, "Hugging Face model folder")
             raise kinds.wrong_kind(path, found, " or ".join(f"{'an' if k[0] in 'aeiou' else 'a'} {k}" for k in accept))
         state_dict, told = read_folder(path)
-        return _convert(path, kinds.STATE_DICT, state_dict, layout, schedule, image_size, antialias, seed,
-                        told | overrides)
+        return _convert(path, kinds.Sniffed(kinds.STATE_DICT, "Hugging Face model folder"), state_dict, layout,
+                        schedule, image_size, antialias, seed, told | overrides)
     check_regular_file(path, "weights file", WeightsError)
     found = kinds.sniff(path)
     if found.kind is None:
@@ -117,16 +119,31 @@ def load(path, *, accept=ALL, layout: str | None = None, schedule=None, image_si
         return _load_own(path, found.kind, layout, schedule, image_size, overrides)
     from .state_dict_files import read_state_dict  # torch's formats need torch: imported only for them
 
-    return _convert(path, found.kind, read_state_dict(path), layout, schedule, image_size, antialias, seed, overrides)
+    return _convert(path, found, read_state_dict(path), layout, schedule, image_size, antialias, seed, overrides)
 
 
-def _convert(path: Path, kind: str, state_dict, layout, schedule, image_size, antialias, seed, overrides) -> Weights:
+def _convert(path: Path, found: kinds.Sniffed, state_dict, layout, schedule, image_size, antialias, seed,
+             overrides) -> Weights:
     """Another library's state dict, converted by `inti.io.layouts.convert_state_dict`."""
     sd = unwrap_state_dict(state_dict)
-    used = layout or default_layout(detect_layout(select_visual(sd)[0]))
-    params, cfg = convert_state_dict(sd, () if schedule is None else schedule, image_size, layout=used,
-                                     antialias=antialias, seed=seed, **overrides)
-    return Weights(params, cfg, kind, path, layout=used, dtype=stored_dtype(sd))
+    if INTI_OWN_KEYS <= set(sd):
+        raise WrongKindError(
+            f"{str(path)!r} is {found.describe()} whose keys are InTI's own parameter names (a torch_impl.InTIModel "
+            "state dict), without the config inti needs to read it; load it into a model built for its config with "
+            "load_state_dict, or save it with inti.io.params.save_params, which stores the config beside it",
+            kind=found.kind)
+    try:
+        used = layout or default_layout(detect_layout(select_visual(sd)[0]))
+        params, cfg = convert_state_dict(sd, () if schedule is None else schedule, image_size, layout=used,
+                                         antialias=antialias, seed=seed, **overrides)
+    except WeightsError:
+        raise
+    except ValueError as e:  # the content does not convert: say which file, of what kind
+        raise WeightsError(f"{str(path)!r} is {found.describe()}, which inti reads, but it does not convert: {e}") from None
+    return Weights(params, cfg, found.kind, path, layout=used, dtype=stored_dtype(sd))
+
+
+INTI_OWN_KEYS = {"patch_embed.weight", "ln_pre.weight", "pos_embed"}  # InTI's names; timm's and CLIP's differ
 
 
 def _refuse_unknown(path: Path, found: kinds.Sniffed) -> None:

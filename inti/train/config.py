@@ -15,6 +15,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+MAX_SEED = 2**63 - 1  # the largest seed torch.manual_seed takes
 GROUPS = ("backbone", "theta", "head", "temporal")  # the parameter groups (inti.train.optim)
 
 
@@ -67,6 +68,8 @@ class TrainConfig:
             positive_int(name)
         for name in ("warmup_steps", "eval_every", "log_every", "seed"):
             positive_int(name, zero=True)
+        if self.seed > MAX_SEED:  # torch.manual_seed takes a signed 64-bit integer
+            raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed}")
         real("lr", open_lo=True)
         real("min_lr")
         real("weight_decay")
@@ -88,7 +91,9 @@ class TrainConfig:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.batch_size % self.accum:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of accum {self.accum}")
-        if len(tuple(self.betas)) != 2 or not all(0 <= b < 1 for b in self.betas):
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
+                                      for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("bf16", "freeze_backbone", "grad_checkpoint"):

@@ -280,6 +280,17 @@ def is_state_dict(result) -> None:
     assert isinstance(result, dict) and result and all(isinstance(v, torch.Tensor) for v in result.values())
 
 
+@pytest.mark.parametrize("saved", [{"rtate_dict": {"w": torch.ones(2)}}, {"w": torch.ones(2), "epoch": 3}, {}],
+                         ids=["a wrapper's key flipped", "a number beside the tensors", "empty"])
+def test_a_torch_file_that_is_not_a_flat_state_dict_is_refused(tmp_path, saved):
+    """What a flipped byte in a wrapper's key gives ('state_dict' -> 'rtate_dict'): a valid torch
+    file that holds no flat state dict. read_state_dict promises one, so it refuses the file."""
+    path = tmp_path / "w.pt"
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match="is not a flat state dict of tensors"):
+        read_state_dict(path)
+
+
 @pytest.mark.parametrize("name", ["c.safetensors", "c.pt", "script.pt"])
 def test_fuzz_weights_files_truncated(weights_files, tmp_path, name):
     data = weights_files[name]
@@ -382,6 +393,15 @@ def test_fuzz_video_files_truncated(tmp_path):
     data = bundled_clip(CLIP).read_bytes()
     for cut in offsets(len(data), every=max(len(data) // 40, 1)):
         outcome("video file, truncated", lambda: _decode_bytes(tmp_path, data[:cut]), decoded, timeout=20)
+
+
+def test_a_truncation_that_leaves_a_stream_without_a_codec_is_a_clear_error(tmp_path):
+    """Cut inside its codec header, the bundled clip still lists a video stream, but one that
+    FFmpeg cannot open a decoder for (PyAV gives no codec context): a clear error, not an
+    AttributeError from PyAV."""
+    data = bundled_clip(CLIP).read_bytes()
+    with pytest.raises(ValueError, match="FFmpeg cannot open the video stream's codec"):
+        _decode_bytes(tmp_path, data[:5100])
 
 
 @settings(FUZZ)

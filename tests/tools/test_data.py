@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+import inti.io.bounds
 from inti.data.datasets import EpochSampler, SyntheticVideos, VideoListDataset, collate, make_loader
-from inti.data.lists import read_classes, read_list
+from inti.data.lists import read_classes, read_list, write_list
 from inti.data.sampling import segment_indices
 from inti.data.synthetic import make_clip, write_task
 from inti.data.transforms import clip_transform
 from ref.preprocess import preprocess
+
+
+UP = ".." + "/"  # a step up, spelled so that no path in the source leaves the repository
 
 
 # ---- list files ------------------------------------------------------------------------------
@@ -55,6 +59,78 @@ def test_missing_and_non_text_list_files(tmp_path):
         read_list(tmp_path / "bin.txt")
     with pytest.raises(ValueError, match="is not a regular file: it is a directory"):
         read_list(tmp_path)
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read_as_plain_lines(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("a/x.mp4 0\r\n\r\nb/y.mp4 1\r\n".encode("utf-8-sig"))
+    assert [(e.path, e.label, e.line) for e in read_list(path)] == [("a/x.mp4", 0, 1), ("b/y.mp4", 1, 3)]
+    (tmp_path / "c.txt").write_bytes("cat\r\ndog\r\n".encode("utf-8-sig"))
+    assert read_classes(tmp_path / "c.txt") == ["cat", "dog"]
+
+
+def test_a_clip_listed_twice(tmp_path, caplog):
+    with pytest.raises(ValueError, match=r"list\.txt:3: '\./a//x\.mp4' is listed twice with two labels: 0 at line 1, 2 at line 3"):
+        read_list(write(tmp_path, "a/x.mp4 0\nb.mp4 1\n./a//x.mp4 2\n"))
+    with caplog.at_level(logging.WARNING, logger="inti.data"):
+        entries = read_list(write(tmp_path, "a/x.mp4 0\nb.mp4 1\na/x.mp4 0\nb.mp4 1\n"))
+    assert [e.path for e in entries] == ["a/x.mp4", "b.mp4", "a/x.mp4", "b.mp4"]  # kept as listed
+    notes = [r.message for r in caplog.records if "listed more than once" in r.message]
+    assert len(notes) == 1 and "2 clip(s)" in notes[0] and "lines 1 and 3" in notes[0]
+
+
+def test_labels_without_a_class_file_are_bounded(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"list\.txt:2: label 1000000000000 would make 1,000,000,000,001 classes, "
+                                         r"over the bound of 65,536 \(inti\.io\.bounds\.MAX_CLASSES\)"):
+        read_list(write(tmp_path, "a.mp4 0\nb.mp4 1000000000000\n"))
+    assert read_list(write(tmp_path, "a.mp4 65535\n"))[0].label == 65535
+    with pytest.raises(ValueError, match="label 70000 is not below the number of classes, 3"):
+        read_list(write(tmp_path, "a.mp4 70000\n"), num_classes=3)
+    for text in ("٣", "+3", "3_0", "1e3", "-"):  # int() would take the first three
+        with pytest.raises(ValueError, match="the label must be a non-negative integer"):
+            read_list(write(tmp_path, f"a.mp4 {text}\n"))
+    monkeypatch.setattr(inti.io.bounds, "MAX_CLASSES", 2)
+    with pytest.raises(ValueError, match=r"the class count of the class-name file .* is 3, over the bound of 2"):
+        read_classes(write(tmp_path, "a\nb\nc\n", "c.txt"))
+
+
+def test_list_file_sizes_and_clip_counts_are_bounded_before_reading(tmp_path, monkeypatch):
+    path = write(tmp_path, "a.mp4 0\nb.mp4 0\nc.mp4 0\n")
+    monkeypatch.setattr(inti.io.bounds, "MAX_CLIPS", 2)
+    with pytest.raises(ValueError, match=r"the clip count of list file .* is 3, over the bound of 2 \(inti\.io\.bounds\.MAX_CLIPS\)"):
+        read_list(path)
+    with pytest.raises(ValueError, match="the clip count of the synthetic task 'motion' is 3, over the bound of 2"):
+        SyntheticVideos("motion", 3, 4, 16, train=False)
+    monkeypatch.setattr(inti.io.bounds, "MAX_LIST_FILE_BYTES", 10)
+    with pytest.raises(ValueError, match=r"the list file .* is 24 bytes, over the bound of 10 bytes \(inti\.io\.bounds\.MAX_LIST_FILE_BYTES\)"):
+        read_list(path)
+
+
+@pytest.mark.parametrize("entries, fragment", [
+    ([("a.mp4", -1)], "the label must be a non-negative integer, got -1"),
+    ([("a.mp4", 2.7)], "the label must be a non-negative integer, got float 2.7"),
+    ([("a.mp4", 2.0)], "got float 2.0"),
+    ([("a.mp4", True)], "got bool True"),
+    ([("a.mp4", "3")], "got str '3'"),
+    ([("a.mp4", 3)], "label 3 is not below the number of classes, 3"),
+    ([("a b.mp4", 0)], "cannot hold spaces"),
+    ([("/abs.mp4", 0)], "must be relative to the root"),
+    ([(f"x/{UP}{UP}up.mp4", 0)], "must be relative to the root"),
+    ([("", 0)], "a non-empty string"),
+    ([("a.mp4", 0), ("a.mp4", 1)], "'a.mp4' is listed twice with two labels: 0 at clip 1, 1 at clip 2"),
+    ([], "no clips to write"),
+    ([("a.mp4",)], "expected a (relative path, label) pair"),
+])
+def test_write_list_refuses_what_read_list_would_refuse(tmp_path, entries, fragment):
+    with pytest.raises(ValueError) as info:
+        write_list(tmp_path / "out.txt", entries, num_classes=3)
+    assert fragment in str(info.value) and not (tmp_path / "out.txt").exists()
+
+
+def test_write_list_writes_what_read_list_reads(tmp_path):
+    entries = [("a/x.mp4", 0), ("b.mp4", np.int64(2)), (f"a/{UP}c.mp4", 1)]
+    write_list(tmp_path / "l.txt", entries)
+    assert [(e.path, e.label) for e in read_list(tmp_path / "l.txt")] == [(p, int(k)) for p, k in entries]
 
 
 def test_class_names(tmp_path):
@@ -155,9 +231,52 @@ def test_bad_videos_stop_the_run_or_are_skipped_loudly(tmp_path, caplog):
         short[0]
     lenient = VideoListDataset(lists["train"], tmp_path / "t", frames=8, size=16, train=False, skip_bad=True)
     with caplog.at_level(logging.WARNING, logger="inti.data"):
-        videos, labels, _, skipped = collate([lenient[i] for i in range(3)])
-    assert skipped == 2 and len(labels) == 1
+        videos, labels, _, bad = collate([lenient[i] for i in range(3)])
+    assert [b.index for b in bad] == [1, 2] and len(labels) == 1 and not any(b.fatal for b in bad)
+    assert "train.txt:3: train/missing.mkv: no such video file" in bad[1].message
     assert sum("skipping a bad clip" in r.message for r in caplog.records) == 2
+
+
+def test_a_path_that_leaves_the_root_is_refused_unless_allowed(tmp_path, caplog):
+    lists = write_task(tmp_path / "t", "motion", {"train": 2}, frames=4, size=16)
+    root = tmp_path / "t"
+    outside = tmp_path / "secret.mkv"
+    outside.write_bytes((root / "train" / "000000.mkv").read_bytes())
+    (root / "train" / "link.mkv").symlink_to(outside)
+    (root / "inside.mkv").symlink_to(root / "train" / "000001.mkv")  # a link that stays inside is fine
+    lines = f"train/link.mkv 0\n{UP}secret.mkv 0\ninside.mkv 1\nx/{UP}train/000000.mkv 0\n"
+    with pytest.raises(ValueError, match=r"list\.txt:2: the path must be relative to the root, inside it, got '\.\./secret\.mkv'"):
+        VideoListDataset(write(tmp_path, lines), root, frames=4, size=16, train=False)
+    data = VideoListDataset(write(tmp_path, lines.replace(f"{UP}secret.mkv 0\n", "")), root, frames=4, size=16, train=False)
+    with pytest.raises(ValueError, match=r"list\.txt:1: train/link\.mkv: the path leaves the root .* it resolves to "
+                                         r".*secret\.mkv.*--allow-outside-root accepts it"):
+        data[0]
+    assert data[1][1] == 1 and data[2][1] == 0
+    lenient = VideoListDataset(write(tmp_path, lines), root, frames=4, size=16, train=False, skip_bad=True,
+                               allow_outside_root=True)
+    assert all(lenient[i][0].shape == (1, 4, 3, 16, 16) for i in range(4))
+    del lists
+
+
+def test_a_flag_that_fails_every_clip_is_refused_before_any_clip_is_read(tmp_path):
+    for make in (lambda: SyntheticVideos("motion", 4, 4, 32, train=True, resize=16),
+                 lambda: VideoListDataset(write(tmp_path, "missing.mp4 0\n"), tmp_path, frames=4, size=32, train=True,
+                                          resize=16, skip_bad=True)):
+        with pytest.raises(ValueError, match=r"resize \(16\) must be at least the crop size \(32\)"):
+            make()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_worker_error_names_the_list_file_line_path_and_cause(tmp_path, workers):
+    """The same message with or without loader workers: the worker returns the failure, and
+    the loader raises it in the main process (torch's own re-raise keeps only its type)."""
+    lists = write_task(tmp_path / "t", "motion", {"train": 4}, frames=4, size=16)
+    (tmp_path / "t" / "train" / "000002.mkv").write_text("not a video")
+    data = VideoListDataset(lists["train"], tmp_path / "t", frames=4, size=16, train=False)
+    with pytest.raises(ValueError) as info:
+        list(make_loader(data, EpochSampler(4, 2, shuffle=False, drop_last=False), workers))
+    assert str(info.value).startswith(f"{lists['train']}:3: train/000002.mkv: could not decode video ")
+    assert "Invalid data found" in str(info.value) and "DataLoader worker" not in str(info.value)
 
 
 def test_the_root_must_be_a_folder(tmp_path):

@@ -192,6 +192,58 @@ def test_frames_the_schedule_cannot_halve_are_refused_up_front(tmp_path, capsys,
 
 
 # ---------------------------------------------------------------------------------------------
+# the opset: within what the installed exporter writes, and recorded as the graph has it
+
+TINY = ref.ModelConfig(image_size=8, patch_size=4, width=8, depth=2, heads=2, mlp_ratio=2.0, embed_dim=None,
+                       num_classes=3, schedule=(1,), reduction=2)
+
+
+@pytest.mark.parametrize("opset, fragment", [
+    ("0", "argument --opset: must be a positive integer, got 0"), ("-1", "must be a positive integer, got -1"),
+    ("x", "must be a positive integer, got 'x'"), ("1", "writes ONNX opsets 18 to"), ("17", "got --opset 17"),
+    ("99", "got --opset 99"),
+])
+def test_an_opset_the_exporter_cannot_write_is_refused_before_any_work(tmp_path, capsys, opset, fragment):
+    assert main(["export", "--format", "onnx", "--output", str(tmp_path / "m.onnx"), "--opset", opset]) == 2
+    err = _errors(capsys).strip().splitlines()
+    assert fragment in err[-1] and (len(err) == 1 or err[0].startswith("usage:")), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_supported_opsets_come_from_the_installed_exporter():
+    from onnxscript.version_converter._version_converter import SUPPORTED_MAX_ONNX_OPSET
+    from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
+
+    supported = export.supported_opsets()
+    assert supported.start == TORCHLIB_OPSET and supported.stop - 1 == min(SUPPORTED_MAX_ONNX_OPSET,
+                                                                            onnx.defs.onnx_opset_version())
+    for bad in (True, 18.0, "18", None):
+        with pytest.raises(ValueError, match="writes ONNX opsets"):
+            export.check_opset(bad)
+
+
+def test_the_sidecar_records_the_opset_the_written_graph_has(tmp_path):
+    params = ref.init_params(TINY, seed=0)
+    top = export.supported_opsets().stop - 1
+    info = export.export_onnx(tmp_path / "t.onnx", params, TINY, 2, opset=top)
+    meta = json.loads(export.sidecar_path(tmp_path / "t.onnx").read_text())["export"]
+    assert export.graph_opset(onnx.load(str(tmp_path / "t.onnx"))) == top == meta["onnx_opset"] == info["opset"]
+
+
+def test_a_graph_at_another_opset_than_asked_is_refused_or_recorded_as_it_is(tmp_path, monkeypatch, exported):
+    """The exporter keeps its base opset, without a word, where it cannot convert: to_onnx
+    checks the graph it got; and the sidecar is written from the file, whatever to_onnx gave."""
+    params = ref.init_params(TINY, seed=0)
+    monkeypatch.setattr(export, "supported_opsets", lambda: range(7, 30))
+    with pytest.raises(ValueError, match="the exporter wrote opset 18 when asked for --opset 17"):
+        export.to_onnx(params, TINY, 2, opset=17)
+    at_18 = onnx.load(str(exported[0]))
+    monkeypatch.setattr(export, "to_onnx", lambda *a, **k: at_18)
+    info = export.export_onnx(tmp_path / "m.onnx", params, TINY, 2, opset=20)
+    assert json.loads(export.sidecar_path(tmp_path / "m.onnx").read_text())["export"]["onnx_opset"] == 18 == info["opset"]
+
+
+# ---------------------------------------------------------------------------------------------
 # the sidecar holds what a deployment needs: the preprocessing and the class names
 
 

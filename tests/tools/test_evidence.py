@@ -485,7 +485,7 @@ def test_the_shipped_checkpoint_measures_what_the_results_say():
     with torch.no_grad():
         logits, trace = model(x, return_trace=True)
     correct = (logits.argmax(-1).numpy() == np.array([y for _, y, _ in made]))
-    shares = digit_share([trace["merges.0.weights"].numpy()], [info for _, _, info in made])
+    shares = digit_share([w.numpy() for w in ref.trace_weights(trace, cfg)], [info for _, _, info in made])
     fpc = math.sqrt(1 - m / total)
     p = row["top1_per_seed"][0]
     assert abs(correct.mean() - p) <= 3.5 * math.sqrt(p * (1 - p) / m) * fpc, (correct.mean(), p)

@@ -108,7 +108,7 @@ def device(text: str) -> str:
     return name
 
 
-def schedule_text(text: str) -> str:
+def schedule_arg(text: str) -> str:
     """An argument type: `parse_schedule`'s syntax at parse time (the text is kept; whether the
     blocks fit the model is checked when the model is known)."""
     try:
@@ -181,7 +181,7 @@ def add_schedule_args(p: argparse.ArgumentParser, preset_default: str | None, fr
     p.add_argument("--preset", choices=list_models(), default=preset_default,
                    help=f"model name, one of inti.list_models() (default: {shown}; vit_b16 is the real ViT-B/16 shape)")
     p.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, help=f"{frames_help} (default: {DEFAULT_FRAMES})")
-    p.add_argument("--schedule", type=schedule_text, default=None, metavar="S",
+    p.add_argument("--schedule", type=schedule_arg, default=None, metavar="S",
                    help="blocks after which to merge, counted from 1: 6, 8,20 or none (default: the preset's)")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..registry import list_models, named_config
 from .common import (DEFAULT_SKIP_FRACTION, EXIT_OK, CLIError, add_data_args, add_out_args, add_run_args, add_weights_arg,
-                     datasets, non_negative_int, parse_schedule, positive_int, real, schedule_text, seed)
+                     datasets, non_negative_int, parse_schedule, positive_int, real, schedule_arg, seed)
 from .report import needs
 
 
@@ -224,7 +224,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "weights timm holds locally (nothing is downloaded); default: fresh weights",
                     old_names=("--pretrained",), metavar="FILE_OR_NAME")
     g.add_argument("--frames", type=positive_int, default=8, help="frames per clip, a multiple of 2^|S| (default: 8)")
-    g.add_argument("--schedule", type=schedule_text, default=None, metavar="S",
+    g.add_argument("--schedule", type=schedule_arg, default=None, metavar="S",
                    help="blocks after which to merge: 2, 8,20 or none (default: the preset's)")
     g.add_argument("--temporal", default=None, metavar="NAME",
                    help="add temporal modules (spec/08): st_adapter, st_adapter_12x384, st_adapter_24x384, aim; "

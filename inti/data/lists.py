@@ -36,7 +36,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..io.bounds import MAX_CLASSES, check_classes, check_clips, check_text_file_size
+from ..io.bounds import MAX_CLASSES, check_class_count, check_clips, check_text_file_size
 from ..io.files import check_regular_file
 
 log = logging.getLogger("inti.data")
@@ -168,7 +168,7 @@ def read_classes(path) -> list[str]:
     names = [line.strip() for line in _lines(path, "class-name file") if line.strip()]
     if not names:
         raise ValueError(f"class-name file {str(path)!r} holds no names")
-    check_classes(len(names), f"the class-name file {str(path)!r}")
+    check_class_count(len(names), f"the class-name file {str(path)!r}")
     if len(set(names)) != len(names):
         raise ValueError(f"class-name file {str(path)!r} names a class twice")
     return names

@@ -107,7 +107,7 @@ def check_decoded(n: int, frame, held: int) -> None:
     check_clip_bytes(held, frame.height, frame.width, "one decoded clip")
 
 
-def check_classes(count, what: str) -> None:
+def check_class_count(count, what: str) -> None:
     """A class count (1 + the largest label, or a class-name file's names): at most MAX_CLASSES."""
     count = _int(count, "classes")
     if count > MAX_CLASSES:

@@ -47,7 +47,7 @@ class CheckpointInvalid(CheckpointMismatch):
     """A checkpoint whose content is damaged or tampered with: `--resume` falls back to the one before it."""
 
 
-def read(path) -> tuple[dict, dict]:
+def read_checkpoint(path) -> tuple[dict, dict]:
     """(tensors, state) of a training checkpoint (`inti.io.train_checkpoint.read`); a file of
     another kind (a parameter file, a torch zip, a TorchScript archive) is named as what it
     is, with what reads it."""
@@ -295,7 +295,7 @@ def latest(out, log=print, check=None) -> tuple[Path, dict, dict] | None:
     tried = []
     for path in candidates(out):
         try:
-            tensors, state = read(path)
+            tensors, state = read_checkpoint(path)
         except ValueError as e:  # corrupt, truncated, not a training checkpoint
             problem = e
         else:

@@ -207,7 +207,7 @@ def test_fuzz_tampered_training_state(complete_run, tmp_path_factory, tampering)
 
     def resumed(history) -> None:  # a valid state after all (or an older checkpoint that stayed valid): run to the end
         assert isinstance(history, list) and max(r["step"] for r in history) == RECIPE.steps
-        tensors, state = ckpt.read(out / ckpt.LAST)
+        tensors, state = ckpt.read_checkpoint(out / ckpt.LAST)
         assert state["step"] == RECIPE.steps and all(bool(torch.isfinite(v).all()) for v in tensors.values()
                                                       if v.is_floating_point())
 

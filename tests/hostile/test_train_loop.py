@@ -79,7 +79,7 @@ def test_every_skip_is_counted_in_metrics_and_per_evaluation(tmp_path):
     assert [(r["step"], r["skipped"], r["skipped_total"], r["bad_clips"]) for r in logs] == [(2, 2, 2, 1), (3, 1, 3, 1)]
     assert [r["eval"]["skipped"] for r in history if "eval" in r] == [1, 1]
     assert all(r["eval"]["clips"] == 11 for r in history if "eval" in r)
-    _, state = ckpt.read(tmp_path / "last.safetensors")
+    _, state = ckpt.read_checkpoint(tmp_path / "last.safetensors")
     assert state["skipped"] == {"total": 3, "bad": [5]}
 
 
@@ -93,7 +93,7 @@ def test_a_resumed_run_goes_on_counting_its_skips(tmp_path):
     history = run(resume=True)
     assert [(r["step"], r["skipped"], r["skipped_total"], r["bad_clips"]) for r in history] == [
         (1, 1, 1, 1), (2, 1, 2, 1), (3, 1, 3, 1), (4, 1, 4, 1)]
-    assert ckpt.read(tmp_path / "last.safetensors")[1]["skipped"] == {"total": 4, "bad": [5]}
+    assert ckpt.read_checkpoint(tmp_path / "last.safetensors")[1]["skipped"] == {"total": 4, "bad": [5]}
 
 
 def test_a_step_of_bad_clips_only_takes_no_optimizer_step(tmp_path):
@@ -279,7 +279,7 @@ def test_a_tampered_last_checkpoint_falls_back_to_the_one_before_it(stopped_run,
                 for r in history]
 
     assert untimed(history) == untimed(resume(intact))
-    a, b = ckpt.read(intact / "last.safetensors")[0], ckpt.read(out / "last.safetensors")[0]
+    a, b = ckpt.read_checkpoint(intact / "last.safetensors")[0], ckpt.read_checkpoint(out / "last.safetensors")[0]
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("model."))
 
 
@@ -323,7 +323,7 @@ def test_non_finite_weights_are_never_written(tmp_path):
     with pytest.raises(TrainingStopped, match=r"^the weight head\.bias holds NaN or infinite values after step 4; training "
                                               r"stopped without writing a checkpoint, the last good checkpoint is .*last"):
         fit(m, Flaky(8, [], train=True), None, recipe, out=tmp_path, progress=poison, say=lambda *a: None)
-    tensors, state = ckpt.read(tmp_path / "last.safetensors")
+    tensors, state = ckpt.read_checkpoint(tmp_path / "last.safetensors")
     assert state["step"] == 2 and all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000002.safetensors"]
 
@@ -413,4 +413,4 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tmp_
     assert sorted(p.name for p in out.iterdir()) == ["best.safetensors", "checkpoints", "last.safetensors", "metrics.jsonl"]
     monkeypatch.setattr(loop, "evaluate", real)
     assert main([*argv, "--resume"]) == 0
-    assert ckpt.read(out / "last.safetensors")[1]["step"] == 4
+    assert ckpt.read_checkpoint(out / "last.safetensors")[1]["step"] == 4

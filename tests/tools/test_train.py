@@ -129,7 +129,7 @@ def test_resuming_with_a_changed_config_names_the_fields(tmp_path):
 
 def test_a_checkpoint_for_another_model_names_the_key_and_shapes(tmp_path):
     run(tmp_path, stop=2)
-    tensors, _ = ckpt.read(tmp_path / "last.safetensors")
+    tensors, _ = ckpt.read_checkpoint(tmp_path / "last.safetensors")
     other = model(cfg=CFG.replace(num_classes=5))
     with pytest.raises(ckpt.CheckpointMismatch, match=r"head\.weight: expected \(5, 64\), got \(10, 64\)"):
         ckpt.load_model(other, tensors, tmp_path / "last.safetensors")
@@ -142,7 +142,7 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path, damage):
     raw = path.read_bytes()
     path.write_bytes({"truncated": raw[: len(raw) // 2], "not a checkpoint": b"hello", "empty": b""}[damage])
     with pytest.raises(ValueError, match="last.safetensors"):
-        ckpt.read(path)
+        ckpt.read_checkpoint(path)
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -158,7 +158,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoin
     with pytest.raises(TrainingStopped, match=r"^the forward gave NaN or infinite values at step 6; training stopped before "
                                               r"the optimizer step, the last good checkpoint is .*last\.safetensors$"):
         run(tmp_path, m=m)
-    tensors, state = ckpt.read(tmp_path / "last.safetensors")
+    tensors, state = ckpt.read_checkpoint(tmp_path / "last.safetensors")
     assert state["step"] == 4 and all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
 
 

@@ -249,8 +249,8 @@ def test_a_run_with_the_whole_toolkit_resumes_bitwise(tmp_path):
     resumed, _ = toolkit_run(tmp_path / "b", resume=True)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    ema_a, _ = ckpt.read(tmp_path / "a" / "last.safetensors")
-    ema_b, _ = ckpt.read(tmp_path / "b" / "last.safetensors")
+    ema_a, _ = ckpt.read_checkpoint(tmp_path / "a" / "last.safetensors")
+    ema_b, _ = ckpt.read_checkpoint(tmp_path / "b" / "last.safetensors")
     ema_keys = [k for k in ema_a if k.startswith("ema.")]
     assert len(ema_keys) == len(whole.state_dict())
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_keys)  # the average resumes exactly

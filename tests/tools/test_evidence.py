@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from inti.experiments.evidence import models, rules, stats, tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "experiments" / "evidence"
+README = (ROOT / "README.md").read_text()
 FRAMES = tasks.FRAMES
 
 
@@ -491,3 +493,17 @@ def test_the_shipped_checkpoint_measures_what_the_results_say():
     assert abs(correct.mean() - p) <= 3.5 * math.sqrt(p * (1 - p) / m) * fpc, (correct.mean(), p)
     share = row["digit_share_per_seed"][0]
     assert abs(shares.mean() - share) <= 3.5 * shares.std(ddof=1) / math.sqrt(m) * fpc, (shares.mean(), share)
+
+
+@committed
+def test_the_readme_states_the_reports_verdicts_word_for_word():
+    """The README's "Does it work?" gives each claim's verdict as the report writes it, from the
+    committed results, and leaves none out."""
+    result = json.loads((REPORT / "results.json").read_text())
+    report = (REPORT / "README.md").read_text()
+    section = README.split("## Does it work?")[1].split("\n## ")[0]
+    stated = re.findall(r"^- (\*\*\(\w\) .*\*\*\.)$", section, flags=re.M)
+    expected = [f"**{claim['title']}: {claim['verdict']}**." for key, claim in result["claims"].items()
+                if key in rules.CLAIMS]
+    assert stated == expected
+    assert all(line in report for line in stated)

@@ -34,10 +34,9 @@ def delta(t: dict, unit: str = "points") -> str:
 
 
 def _bound(t: dict) -> str:
-    if t.get("margin") is not None:
-        return f"margin {t['margin']:g} points"
-    if t.get("min_effect") is not None:
-        return f"minimum effect {t['min_effect']:g}"
+    for key, what in (("margin", "margin"), ("min_effect", "minimum effect")):
+        if t.get(key) is not None:
+            return f"{what} {t[key]:g} point{'' if t[key] == 1 else 's'}"
     return ""
 
 

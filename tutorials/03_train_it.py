@@ -45,7 +45,7 @@ import torch
 from IPython.display import Image, display
 
 import ref
-from inti.assets import trained_checkpoint
+from inti.assets import trained_weights
 from inti.experiments.evidence import tasks
 from inti.experiments.evidence.arms import image_config
 from inti.experiments.evidence.cache import Clips
@@ -105,7 +105,7 @@ plt.show()
 #
 # The backbone must already know digits. The experiment pretrains it on single frames first,
 # which takes longer than this notebook should; instead, we take the backbone of the **shipped
-# checkpoint** (`inti.assets.trained_checkpoint()`, in the package), which is that pretrained
+# checkpoint** (`inti.assets.trained_weights()`, in the package), which is that pretrained
 # image model. θ and the head start fresh, by the method's rule (§3.4): θ's score layer is
 # zero, so the untrained merge averages every pair. As in the experiment, the backbone stays
 # frozen; only θ and the head learn (`freeze_backbone=True`), so whatever the merge learns, it
@@ -113,7 +113,7 @@ plt.show()
 
 # %%
 cfg = image_config(10, schedule=(1,))
-shipped_params, shipped_cfg = load_params(trained_checkpoint())
+shipped_params, shipped_cfg = load_params(trained_weights())
 assert shipped_cfg == cfg, shipped_cfg
 params = fit_params(shipped_params, shipped_cfg, cfg, seed=0, where="the shipped checkpoint", keep_new=False)
 assert all(np.all(params[k] == 0) for k in params if k.startswith("merges.0.score"))  # zero score layer
@@ -244,7 +244,7 @@ print(f"exercise 3.2: correct; digit share on the test clips: untrained {untrain
 # %% [markdown]
 # ## 5. The shipped checkpoint
 #
-# `inti.assets.trained_checkpoint()` is the evidence experiment's InTI model for this task,
+# `inti.assets.trained_weights()` is the evidence experiment's InTI model for this task,
 # trained by its full recipe: the same backbone, θ and head trained far longer on more clips.
 # `load_params` returns the parameters as NumPy arrays in the spec's layout and the config,
 # both checked; the same dict builds the torch model.

@@ -52,7 +52,11 @@ def _short(t: dict) -> str:
 def header(result: dict) -> list[str]:
     m, load = result["machine"], result.get("load") or []
     loads = np.asarray([x[1] for x in load]) if load else None
-    text = (f"Produced by `{result['command']}` in {result['seconds'] / 60:.1f} min of wall time on {m['cpu']} "
+    sessions = result.get("sessions") or []
+    took = f"{result['seconds'] / 60:.1f} min" + (
+        " (" + " then ".join(f"{s['seconds'] / 60:.1f} min for {s['runs']} runs" for s in sessions) + ", resumed)"
+        if len(sessions) > 1 else "")
+    text = (f"Produced by `{result['command']}` in {took} of wall time on {m['cpu']} "
             f"({m['cores']} cores; {result['jobs']} worker processes of one thread each; torch {m['torch']}), finished "
             f"{result['finished']}. The runs used {result['cpu_s'] / 60:.1f} CPU-minutes in the workers")
     if loads is not None and loads.size:

@@ -252,11 +252,20 @@ def write(out: Path, rows: list[dict], chosen: dict, scale, quick: bool, seconds
     ceiling = share_ceiling(digits) if digits is not None else None
     table = aggregate(rows, timing)
     clean = [{k: v for k, v in r.items() if k != "key"} for r in rows]
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # each invocation that trained is a session; a resumed run adds its own to the earlier ones
+    sessions = previous.get("sessions") or ([{"seconds": previous["seconds"], "finished": previous["finished"],
+                                              "runs": previous["runs"], "load": previous.get("load", [])}]
+                                            if "seconds" in previous else [])
+    if fresh and previous and len(clean) > previous.get("runs", 0):
+        sessions = [*sessions, {"seconds": seconds, "finished": now, "runs": len(clean) - previous["runs"], "load": load}]
+    elif fresh:
+        sessions = [{"seconds": seconds, "finished": now, "runs": len(clean), "load": load}]
     result = {
         "command": "python -m inti.experiments.evidence" + (" --quick" if quick else "") + f" --out {out}",
-        "jobs": 2, "seconds": seconds if fresh else previous.get("seconds", seconds),
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) if fresh else previous.get("finished"),
-        "load": load if fresh else previous.get("load", []), "machine": machine(),
+        "jobs": 2, "seconds": float(sum(s["seconds"] for s in sessions)), "sessions": sessions,
+        "finished": sessions[-1]["finished"] if sessions else now,
+        "load": [x for s in sessions for x in s["load"]], "machine": machine(),
         "cpu_s": float(sum(r.get("cpu_s", 0.0) for r in clean)), "scale": vars(scale),
         "recipe": {"pretrain": PRETRAIN.to_dict(), "video": RECIPE.to_dict()}, "plan": chosen["plan"],
         "selection_ft": chosen["selection_ft"], "reported_seeds": rules.REPORTED_SEEDS,

@@ -15,10 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import cache as store
 from . import rules
 from .arms import INFORMATIVE, arm as arm_named, arms
-from .run import Scale, parallel, run_arm, timed
+from .run import Scale, parallel, prepare, run_arm, timed
 from .tasks import VIDEO_TASKS
 
 CHECKPOINT = "inti_informative.safetensors"  # the trained InTI that inti/assets ships a copy of
@@ -122,7 +121,7 @@ def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: 
         sampler.start()
         try:
             missing = [j for j in todo if j not in {r["key"] for r in rows}]
-            _prepare(missing, scale, out, say)
+            prepare(missing, scale, out, say, JOBS)
             # the second recipe last: it runs only as far as the budget goes (rules.LEFT_OUT)
             order = sorted(missing, key=lambda j: (j[3] == "second", arm_named(j[0]).entry not in ("pixels", "rlt"),
                                                    j[2], j[1], j[0]))
@@ -143,28 +142,6 @@ def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: 
     result = report.write(out, rows, chosen, scale, quick, seconds, load, say)
     say(f"wrote {out}/results.json and the report in {seconds:.0f} s")
     return result
-
-
-def _prepare(missing: list[tuple], scale: Scale, out: Path, say) -> None:
-    """The image model of every seed, then the clips and frozen outputs of every (task, seed),
-    in parallel, before the runs that read them."""
-    seeds = sorted({j[2] for j in missing})
-    if not seeds:
-        return
-    parallel(_pretrain_job, [(s, scale.pretrain_steps, out / "cache") for s in seeds], JOBS,
-             lambda call, info: say(f"image model of seed {call[0]}: {info}"), say, desc="image models")
-    pairs = sorted({(j[1], j[2]) for j in missing})
-    tome = {a.name for a in arms() if a.tome}
-    calls = [(t, s, scale.sizes(), scale.pretrain_steps, out / "cache", any(j[0] in tome for j in missing if j[1] == t))
-             for t, s in pairs]
-    parallel(store.ensure, calls, JOBS, lambda call, seconds: None, say, desc="clips and frozen outputs")
-
-
-def _pretrain_job(seed: int, steps: int, cache: Path) -> str:
-    info = store.pretrain(seed, steps, cache)
-    if info["val_top1"] is None:
-        return "the shipped checkpoint's backbone (no pretraining)"
-    return f"val top-1 {info['val_top1']:.3f}, trained in {info['seconds']:.0f} s" + (" (cached)" if info["cached"] else "")
 
 
 def run_pilot(out: Path, say=print) -> dict:

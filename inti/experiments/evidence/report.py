@@ -270,7 +270,7 @@ def write(out: Path, rows: list[dict], chosen: dict, scale, quick: bool, seconds
         "recipe": {"pretrain": PRETRAIN.to_dict(), "video": RECIPE.to_dict()}, "plan": chosen["plan"],
         "selection_ft": chosen["selection_ft"], "reported_seeds": rules.REPORTED_SEEDS,
         "test_clips": {t: scale.test for t in VIDEO_TASKS if any(r["task"] == t for r in rows)},
-        "checkpoint_sha256": _sha256(out / "inti_informative.safetensors"),
+        "checkpoint_sha256": _sha256(out / "inti_informative.safetensors") or previous.get("checkpoint_sha256"),
         "rows": table, "claims": rules.claims(clean, chosen["plan"], chosen["selection_ft"], ceiling),
         "runs": len(clean), "timing": timing,
     }

@@ -24,7 +24,7 @@ import ref
 from ...train import TrainConfig, fit
 from ...train.models import fit_params
 from . import cache as store
-from .arms import Arm, image_config, rlt_macs
+from .arms import Arm, arms as all_arms, image_config, rlt_macs
 from .models import ArmModel, RunLengthModel, run_lengths
 from .tasks import CLASSES, FRAMES
 
@@ -245,3 +245,25 @@ def parallel(fn, calls: list[tuple], jobs: int, done, say=print, desc: str = "ru
             done(futures[future], future.result())
             bar.update()
         bar.close()
+
+
+def prepare(missing: list[tuple], scale: Scale, out: Path, say, jobs: int) -> None:
+    """The image model of every seed, then the clips and frozen outputs of every (task, seed),
+    in parallel, before the runs that read them."""
+    seeds = sorted({j[2] for j in missing})
+    if not seeds:
+        return
+    parallel(pretrain_job, [(s, scale.pretrain_steps, out / "cache") for s in seeds], jobs,
+             lambda call, info: say(f"image model of seed {call[0]}: {info}"), say, desc="image models")
+    pairs = sorted({(j[1], j[2]) for j in missing})
+    tome = {a.name for a in all_arms() if a.tome}
+    calls = [(t, s, scale.sizes(), scale.pretrain_steps, out / "cache", any(j[0] in tome for j in missing if j[1] == t))
+             for t, s in pairs]
+    parallel(store.ensure, calls, jobs, lambda call, seconds: None, say, desc="clips and frozen outputs")
+
+
+def pretrain_job(seed: int, steps: int, cache: Path) -> str:
+    info = store.pretrain(seed, steps, cache)
+    if info["val_top1"] is None:
+        return "the shipped checkpoint's backbone (no pretraining)"
+    return f"val top-1 {info['val_top1']:.3f}, trained in {info['seconds']:.0f} s" + (" (cached)" if info["cached"] else "")

@@ -254,9 +254,9 @@ def pilot(out: Path, scale, jobs: int = 2, say=print, spread: bool = True) -> di
             f.write(json.dumps(row) + "\n")
         rows.append(row)
 
-    from .driver import _prepare
+    from .run import prepare
 
-    _prepare([(a, t, 0, "main") for a, t in tuned_pairs(None)], scale, out, say)
+    prepare([(a, t, 0, "main") for a, t in tuned_pairs(None)], scale, out, say, jobs)
 
     def todo():  # the grid, one axis at a time: a pair's next runs as soon as its last ones are in
         grid = _done(rows, "grid")
@@ -270,7 +270,7 @@ def pilot(out: Path, scale, jobs: int = 2, say=print, spread: bool = True) -> di
         calls = [(a, t, s, choice["settings"][f"{a}/{t}"], scale, out / "cache", "spread")
                  for a, t in spread_pairs(choice, rows) for s in SPREAD_SEEDS
                  if (a, t, s, _key(choice["settings"][f"{a}/{t}"])) not in have]
-        _prepare([(c[0], c[1], c[2], "main") for c in calls], scale, out, say)
+        prepare([(c[0], c[1], c[2], "main") for c in calls], scale, out, say, jobs)
         parallel(pilot_job, calls, jobs, done, say, desc="pilot spread")
     result = choice | {"plan": plan(rows, choice)}
     write_text(out / "settings.json", json.dumps(result, indent=1) + "\n")

@@ -358,7 +358,7 @@ def learned_maps(params: dict, cfg: ModelConfig, clips: np.ndarray) -> tuple[np.
 
     def maps(p):
         logits, trace = ref.forward(p, clips, cfg, return_trace=True)
-        return ref.contributions([trace[f"merges.{j}.weights"] for j in range(len(cfg.schedule))]), logits
+        return ref.contributions(ref.trace_weights(trace, cfg)), logits
 
     trained, logits = maps(params)
     untrained, _ = maps({**params, **fresh})

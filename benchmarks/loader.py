@@ -345,8 +345,8 @@ def time_loader(paths: dict, frames_list, workers_list, epoch_clips: int, batch:
             start = time.perf_counter()
             first, clips = None, 0
             batches = iter(loader)
-            for videos, _, _, skipped in batches:
-                assert skipped == 0 and videos.shape == (batch, t, 3, size, size), videos.shape
+            for videos, _, _, bad in batches:  # bad: the clips skipped in this batch (none here)
+                assert not bad and videos.shape == (batch, t, 3, size, size), (bad, videos.shape)
                 first = time.perf_counter() if first is None else first
                 clips += len(videos)
             end = time.perf_counter()

@@ -150,10 +150,9 @@ def frozen_outputs(pretrained: dict, frames_uint8: np.ndarray, batch: int = 128)
     block1, features = [], []
     for lo in range(0, len(frames_uint8), batch):
         x = torch.from_numpy(np.stack([to_input(f) for f in frames_uint8[lo:lo + batch]]))
-        h = model.blocks[0](model.embed(x))
-        block1.append(h.numpy().copy())
-        for blk in model.blocks[1:]:
-            h = blk(h)
+        trace = {}
+        h = model.forward_features(x, trace=trace)  # the one loop: no merges, so every frame's tokens
+        block1.append(trace[ref.block_key(0)].numpy().copy())
         features.append(model.ln_post(h[:, :, 0]).numpy().copy())
     return {"block1": np.concatenate(block1), "features": np.concatenate(features)}
 

@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/inti demo --force  # replaces the figures of an earlier make demo in inti-demo/
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs  # -rs: every skip with its reason
 
 bench: setup
 	$(BIN)/python -m benchmarks.speed --force  # replaces an earlier run in benchmarks/out/

@@ -266,9 +266,27 @@ class Loader:
             yield videos, labels, indices, bad
 
 
+# [ours] Loader workers start from a fork server, not as forks of this process: a process that
+# holds threads (torch's pools, ONNX Runtime's, a lock taken mid-write) can hand a forked worker
+# a lock that no thread will ever release, and the worker hangs. The server imports this module
+# once, so each worker still starts in a fraction of a second. Where the platform has no fork
+# server, DataLoader's default stands.
+WORKER_START = "forkserver"
+
+
+def _worker_context():
+    import multiprocessing
+
+    if WORKER_START not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context(WORKER_START)
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def make_loader(dataset, sampler: EpochSampler, workers: int = 0, seed: int = 0) -> Loader:
     return Loader(torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed),
-        persistent_workers=False, pin_memory=False,
+        persistent_workers=False, pin_memory=False, multiprocessing_context=_worker_context() if workers else None,
     ))

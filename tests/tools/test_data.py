@@ -319,3 +319,31 @@ def test_the_loader_gives_the_same_batches_with_or_without_workers():
 
     for (v0, y0), (v2, y2) in zip(batches(0), batches(2)):
         assert torch.equal(v0, v2) and torch.equal(y0, y2)
+
+
+def test_loader_workers_do_not_inherit_a_lock_another_thread_holds():
+    """A worker forked from a process whose other thread holds a lock inherits it held, and
+    waits for it forever; make_loader's workers start from a fork server, with their own."""
+    import threading
+
+    from held_lock import LOCK, NeedsTheLock
+
+    from inti.data.datasets import EpochSampler, make_loader
+
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with LOCK:
+            taken.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    taken.wait(10)
+    try:
+        loader = make_loader(NeedsTheLock(), EpochSampler(4, 2, seed=0), workers=2)
+        got = [int(label) for _, labels, _, _ in loader for label in labels]
+    finally:
+        release.set()
+        holder.join(10)
+    assert got == [1] * 4

@@ -202,11 +202,32 @@ def naive_seek(path: Path, t: int, pick, stats=None) -> np.ndarray:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of its children that have ended (the loader's workers)."""
+    """CPU time of this process and of the loader's workers that have ended. The workers are
+    children of the fork server (inti.data.datasets.WORKER_START), which reaps them, so their
+    time is the server's children's time (/proc, Linux), not ours."""
     import resource
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime + _fork_server_children_seconds()
+
+
+def _fork_server_children_seconds() -> float:
+    """The user and system time of the ended children of this process's fork servers."""
+    total = 0.0
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                if b"forkserver" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+    return total
 
 
 def _quiet_gc() -> None:

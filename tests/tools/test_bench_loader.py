@@ -81,6 +81,17 @@ def test_cores_per_gpu_follow_the_cost_model(run):
     assert "A100" in report["gpu"]["source"] and "not a measurement" in report["gpu"]["source"]
 
 
+def test_the_workers_cpu_time_is_counted(run):
+    """The DataLoader's CPU seconds per clip hold the workers' decoding (they run in processes
+    that the fork server, not this one, reaps): at least half of what the same planned decode
+    costs per clip in this process."""
+    _, report, _ = run
+    planned = {(r["gop"], r["frames"]): r["clips_per_s"]["planned"] for r in report["decode"]["rows"]}
+    for r in report["loader"]:
+        if r["workers"]:
+            assert r["cpu_s_per_clip"] >= 0.5 / planned[r["gop"], r["frames"]], r
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--frames", "0"], "--frames: expected a whole number from 1 to 1024, got '0'"),
     (["--frames", "8,x"], "--frames: expected a whole number from 1 to 1024, got 'x'"),

@@ -40,13 +40,40 @@ def cleaned_up_on_failure(out: Path, created: bool, mine: bool, own):
         raise
 
 
+@contextlib.contextmanager
+def training(out: Path, created: bool, world, args, total: int, desc: str = "inti train"):
+    """Around a run, for both of train's paths: tqdm's bar on the main process (none elsewhere or
+    with --quiet), given to the body as fit's `progress` callback; the run's folder cleaned up if
+    it fails before its first checkpoint; a stopped run (bad data, divergence) as one CLI error
+    line; the bar closed and the process group torn down however the run ends."""
+    from inti.train.checkpoint import RUN_FILES
+    from inti.train.distributed import teardown
+    from inti.train.loop import TrainingStopped
+
+    bar = needs("tqdm").tqdm(total=total, desc=desc, disable=True if (not world.main or args.quiet) else None,
+                             dynamic_ncols=True)
+
+    def progress(step, loss, lr, rate):
+        bar.n = step
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}", refresh=False)
+        bar.refresh()
+
+    try:
+        with cleaned_up_on_failure(out, created, world.main and not args.resume, RUN_FILES):
+            yield progress
+    except TrainingStopped as e:  # bad data or a diverging run: one line, exit 2
+        raise CLIError(str(e)) from None
+    finally:
+        bar.close()
+        teardown(world)
+
+
 def run_recipe(args) -> int:
     """`inti train --config RECIPE [--set k=v ...] [--dry-run]`."""
     from inti.io import outdir
     from inti.train import dryrun, launch
     from inti.train.checkpoint import RUN_FILES
-    from inti.train.distributed import setup, teardown
-    from inti.train.loop import TrainingStopped
+    from inti.train.distributed import setup
     from inti.train.recipe import read_recipe, resolve
 
     given = [f"--{k.replace('_', '-')}" for k, default in args.recipe_owns.items() if getattr(args, k) != default]
@@ -74,23 +101,8 @@ def run_recipe(args) -> int:
     if world.main and not args.resume:
         outdir.prepare(out, RUN_FILES, **policy)  # --force: the earlier run's files go, and only they
     say = print if world.main else (lambda *a, **k: None)
-    tqdm = needs("tqdm").tqdm
-    bar = tqdm(total=min(args.stop_after or r.train.steps, r.train.steps), desc="inti train",
-               disable=True if (not world.main or args.quiet) else None, dynamic_ncols=True)
-
-    def progress(step, loss, lr, rate):
-        bar.n = step
-        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}", refresh=False)
-        bar.refresh()
-
-    try:
-        with cleaned_up_on_failure(out, created, world.main and not args.resume, RUN_FILES):
-            launch.run(r, out, world=world, resume=args.resume, stop_after=args.stop_after, progress=progress, say=say)
-    except TrainingStopped as e:  # bad data or a diverging run: one line, exit 2
-        raise CLIError(str(e)) from None
-    finally:
-        bar.close()
-        teardown(world)
+    with training(out, created, world, args, total=min(args.stop_after or r.train.steps, r.train.steps)) as progress:
+        launch.run(r, out, world=world, resume=args.resume, stop_after=args.stop_after, progress=progress, say=say)
     say(f"checkpoints in {out}/ (last.safetensors, best.safetensors, checkpoints/), metrics in {out}/metrics.jsonl, "
         f"the resolved recipe in {out}/recipe.toml")
     return EXIT_OK
@@ -109,8 +121,7 @@ def run(args) -> int:
     from inti.io import outdir
     from inti.train import TrainConfig, fit
     from inti.train.checkpoint import RUN_FILES
-    from inti.train.distributed import setup, teardown
-    from inti.train.loop import TrainingStopped
+    from inti.train.distributed import setup
     from inti.train.models import build, load_pretrained
 
     if args.preset and args.weights:
@@ -164,28 +175,11 @@ def run(args) -> int:
     say = print if world.main else (lambda *a, **k: None)
     say(f"inti train: {cfg.width}-wide, {cfg.depth}-block ViT at {cfg.image_size} px, schedule {cfg.schedule}, "
         f"{classes} classes, {len(train_data)} training clips of {args.frames} frames; weights: {source}")
-    tqdm = needs("tqdm").tqdm
-    bar = tqdm(total=min(args.stop_after or tc.steps, tc.steps), desc="inti train", disable=True if (not world.main or args.quiet) else None,
-               dynamic_ncols=True)
-    if args.resume:
-        bar.close()
-        bar = tqdm(total=tc.steps, desc="inti train (resumed)", disable=True if (not world.main or args.quiet) else None, dynamic_ncols=True)
-
-    def progress(step, loss, lr, rate):
-        bar.n = step
-        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}", refresh=False)
-        bar.refresh()
-
-    try:
-        with cleaned_up_on_failure(out, created, world.main and not args.resume, RUN_FILES):
-            history = fit(model, train_data, val_data, tc, out=out, world=world, workers=args.workers,
-                          resume=args.resume, stop_after=args.stop_after, data_config=data_config, progress=progress,
-                          say=say, max_skip_fraction=args.max_skip_fraction)
-    except TrainingStopped as e:  # bad data or a diverging run: one line, exit 2
-        raise CLIError(str(e)) from None
-    finally:
-        bar.close()
-        teardown(world)
+    total = tc.steps if args.resume else min(args.stop_after or tc.steps, tc.steps)
+    with training(out, created, world, args, total, "inti train (resumed)" if args.resume else "inti train") as progress:
+        history = fit(model, train_data, val_data, tc, out=out, world=world, workers=args.workers,
+                      resume=args.resume, stop_after=args.stop_after, data_config=data_config, progress=progress,
+                      say=say, max_skip_fraction=args.max_skip_fraction)
     evals = [r["eval"] for r in history if "eval" in r]
     if evals:
         last = evals[-1]

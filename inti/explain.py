@@ -27,7 +27,7 @@ import numpy as np
 
 from ref.config import ModelConfig
 
-from .figures import GROUP_COLORS, is_uniform, to_image
+from .figures import GROUP_COLORS, canvas, is_uniform, to_image
 from .io.atomic import atomic_write, write_bytes
 from .io.optional import require
 
@@ -81,16 +81,6 @@ def overlay(frame: np.ndarray, contrib_frame: np.ndarray, cfg: ModelConfig) -> n
     return (1 - ALPHA) * to_image(frame) + ALPHA * cm(np.clip(heat, 0.0, 1.0))[..., :3]
 
 
-def _canvas(figsize):
-    require("matplotlib", "drawing the maps")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _colorbar(fig, ax) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -117,7 +107,7 @@ def sheet(clip, contrib, cfg: ModelConfig, path, title: str, note: str = "") -> 
     t0, group = clip.shape[0], cfg.min_frames
     cols, rows = min(t0, COLUMNS), math.ceil(t0 / COLUMNS)
     width = 1.5 * cols + 0.9
-    fig = _canvas((width, 3.1 * rows + 1.2))
+    fig = canvas((width, 3.1 * rows + 1.2), DPI, "drawing the maps")
     gs = fig.add_gridspec(2 * rows, cols + 1, width_ratios=[1.0] * cols + [0.07], hspace=0.3, wspace=0.08)
     for f in range(t0):
         r, c = divmod(f, COLUMNS)
@@ -161,7 +151,7 @@ def animation_frames(clip, contrib, cfg: ModelConfig, title: str) -> np.ndarray:
     kind = maps_kind(contrib)
     frames = []
     for f in range(clip.shape[0]):
-        fig = _canvas((6.4, 3.8))
+        fig = canvas((6.4, 3.8), DPI, "drawing the maps")
         left, right = fig.add_axes((0.03, 0.13, 0.4, 0.68)), fig.add_axes((0.45, 0.13, 0.4, 0.68))
         left.imshow(to_image(clip[f]), interpolation="bilinear")
         right.imshow(overlay(clip[f], contrib[f], cfg), interpolation="nearest")

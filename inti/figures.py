@@ -52,12 +52,14 @@ DTYPE_STYLE = {  # marker, colour
 GROUP_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#666666")
 
 
-def _canvas(figsize):
-    require("matplotlib", "drawing figures")
+def canvas(figsize, dpi: int = DPI, what: str = "drawing figures"):
+    """A matplotlib Figure on the Agg canvas, without pyplot's global state; `what` names the
+    work in the error when matplotlib is missing."""
+    require("matplotlib", what)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=DPI)
+    fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
@@ -88,7 +90,7 @@ def compute_figure(cfg: ModelConfig, frames: int, path) -> Path:
     div, prefix = mac_unit(max(m for _, m in naive["per_block"]))
     unit = f"{prefix}MACs"
 
-    fig = _canvas((max(9.0, 4.5 + 0.45 * depth), 5.4))
+    fig = canvas((max(9.0, 4.5 + 0.45 * depth), 5.4))
     grid = fig.add_gridspec(1, 2, width_ratios=(max(3.0, depth / 3), 1.4), wspace=0.3)
     ax, tot = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
 
@@ -215,7 +217,7 @@ def contributions_figure(clip: np.ndarray, contrib: np.ndarray, cfg: ModelConfig
     group = max(cfg.min_frames, 1)
 
     col = 1.55
-    fig = _canvas((col * t0 + 1.4, 5.0))
+    fig = canvas((col * t0 + 1.4, 5.0))
     gs = fig.add_gridspec(2, t0 + 1, width_ratios=[1.0] * t0 + [0.08], hspace=0.28, wspace=0.08)
     image = None
     for f in range(t0):
@@ -261,7 +263,7 @@ def parity_figure(results: dict, path) -> Path:
     on a log scale, with each dtype's tolerance as a dashed line. Failures are circled red."""
     names = {"naive": "naive adaptation, S=()", "inti": "InTI"}
     sizes = [len(r.table()) for r in results.values()]
-    fig = _canvas((max(9.0, 1.6 + 0.42 * sum(sizes)), 5.6))
+    fig = canvas((max(9.0, 1.6 + 0.42 * sum(sizes)), 5.6))
     gs = fig.add_gridspec(1, len(results), width_ratios=sizes, wspace=0.06)
     n_rows = n_bad = 0
     first = None
@@ -380,7 +382,7 @@ def learned_figure(clips: np.ndarray, trained: np.ndarray, untrained: np.ndarray
     for name, c in (("trained", trained), ("untrained", untrained)):
         if c.shape != (n, t0, cfg.num_tokens):
             raise ValueError(f"{name} contributions must have shape {(n, t0, cfg.num_tokens)}, got {c.shape}")
-    fig = _canvas((1.25 * t0 + 1.6, 1.3 * 3 * n + 1.4))
+    fig = canvas((1.25 * t0 + 1.6, 1.3 * 3 * n + 1.4))
     gs = fig.add_gridspec(3 * n, t0 + 1, width_ratios=[1.0] * t0 + [0.08], hspace=0.12, wspace=0.06)
     image = None
     for i in range(n):
@@ -421,7 +423,7 @@ def training_curves(history: list[dict], path) -> Path:
     from a run's metrics (the records of metrics.jsonl)."""
     steps = [r for r in history if "loss" in r]
     evals = [r for r in history if "eval" in r]
-    fig = _canvas((10.0, 4.2))
+    fig = canvas((10.0, 4.2))
     left, mid, right = fig.add_subplot(1, 3, 1), fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3)
     left.plot([r["step"] for r in steps], [r["loss"] for r in steps], color=INTI_COLOR)
     left.set_xlabel("step")

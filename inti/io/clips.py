@@ -56,7 +56,8 @@ import numpy as np
 from ref.preprocess import positive_int, preprocess, sample_indices
 
 from .bounds import BoundError, check_decoded, check_frame_count, guard_stream
-from .decode import DecodeStats, Refused, Unreliable, check_clip_size, check_packet, decode_planned, read_index
+from .decode import (DecodeStats, Refused, Unreliable, check_clip_size, check_packet, decode_planned, keep_frame,
+                     read_index, size_changed)
 from .files import file_kind
 
 DEFAULT_CLIP = "bigbuckbunny.mp4"
@@ -197,14 +198,7 @@ def _decode_pass(path: Path, av, limit: int | None, keep=None, count: int | None
                 stats.frames_converted += 1
                 check_clip_size(frame.width, frame.height, len(listed))
             elif kept < len(wanted) and n == wanted[kept]:
-                rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
-                stats.frames_converted += 1
-                if frames is None:
-                    check_clip_size(rgb.shape[1], rgb.shape[0], len(wanted))
-                    frames = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
-                elif rgb.shape != frames.shape[1:]:
-                    raise Refused(_size_changed(frames.shape[1:], rgb.shape, n))
-                frames[kept] = rgb
+                frames = keep_frame(frame, frames, kept, len(wanted), stats, n)
                 kept += 1
             del frame  # the decoded av frame goes at once
             n += 1
@@ -244,7 +238,7 @@ def _decode_indexed(path: Path, av, limit: int | None, keep: int, pick, decoder:
                 return n, None
             wanted = _checked_pick(pick, n, keep)
             if decoder == "pyav":
-                return n, decode_planned(container, stream, index, wanted, stats, _size_changed)
+                return n, decode_planned(container, stream, index, wanted, stats)
             width, height = stream.codec_context.width, stream.codec_context.height
             if width and height:  # torchcodec allocates the T frames at once: check the header's size first
                 check_clip_size(width, height, keep)
@@ -262,19 +256,12 @@ def _checked_pick(pick, n: int, keep: int) -> np.ndarray:
     return wanted
 
 
-def _size_changed(first, now, index) -> str:
-    return (
-        f"the frame size changes inside the clip, from {first[1]}x{first[0]} to "
-        f"{now[1]}x{now[0]} pixels at frame {index}"
-    )
-
-
 def _stack(frames: list) -> np.ndarray:
     """np.stack of equal-shaped frames, freeing each as it is copied (peak: one frame over)."""
     out = np.empty((len(frames), *frames[0].shape), dtype=np.uint8)
     for i, frame in enumerate(frames):
         if frame.shape != out.shape[1:]:
-            raise Refused(_size_changed(out.shape[1:], frame.shape, i))
+            raise Refused(size_changed(out.shape[1:], frame.shape, i))
         out[i] = frame
         frames[i] = None
     return out

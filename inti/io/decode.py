@@ -217,11 +217,32 @@ def runs(ranges) -> list[tuple[int, int]]:
     return joined
 
 
-def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: DecodeStats, size_changed):
-    """The frames `wanted` (presentation indices) as (T, h, w, 3) uint8, decoding each range of
-    `plan` once. Raises Unreliable where the stream disagrees with its index.
+def size_changed(first, now, index) -> str:
+    """The message for a frame whose (h, w, 3) size `now` differs from the clip's `first`."""
+    return (
+        f"the frame size changes inside the clip, from {first[1]}x{first[0]} to "
+        f"{now[1]}x{now[0]} pixels at frame {index}"
+    )
 
-    size_changed(first, now, index) -> the message for a frame size that changes mid-clip."""
+
+def keep_frame(frame, out, slot: int, count: int, stats: DecodeStats, index: int):
+    """A decoded frame to RGB, into out[slot] of the clip's (count, h, w, 3) uint8 array, which
+    the first kept frame allocates once its size is checked against the bounds; a later frame of
+    another size is refused (`index`: its place in the stream, for the message). Returns out."""
+    rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
+    stats.frames_converted += 1
+    if out is None:
+        check_clip_size(rgb.shape[1], rgb.shape[0], count)
+        out = np.empty((count, *rgb.shape), dtype=np.uint8)
+    elif rgb.shape != out.shape[1:]:
+        raise Refused(size_changed(out.shape[1:], rgb.shape, index))
+    out[slot] = rgb
+    return out
+
+
+def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: DecodeStats):
+    """The frames `wanted` (presentation indices) as (T, h, w, 3) uint8, decoding each range of
+    `plan` once. Raises Unreliable where the stream disagrees with its index."""
     ranges = plan(index.seek_points, wanted)
     stats.ranges, stats.minimum = ranges, minimum_frames(ranges)
     codec = stream.codec_context
@@ -247,14 +268,7 @@ def decode_planned(container, stream, index: Index, wanted: np.ndarray, stats: D
                 raise Unreliable(f"the decoder gave frame {rank} after frame {seen}")
             seen = rank
             if rank in want:
-                rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
-                stats.frames_converted += 1
-                if out is None:
-                    check_clip_size(rgb.shape[1], rgb.shape[0], len(wanted))
-                    out = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
-                elif rgb.shape != out.shape[1:]:
-                    raise Refused(size_changed(out.shape[1:], rgb.shape, rank))
-                out[want.pop(rank)] = rgb
+                out = keep_frame(frame, out, want.pop(rank), len(wanted), stats, rank)
             del frame
         depth = codec.reorder_depth
         missing = [r for r in want if start <= r < stop]

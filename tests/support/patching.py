@@ -157,6 +157,17 @@ def assert_state_dict_round_trip(host: Host, fresh: torch.nn.Module, output_of: 
         assert torch.equal(output_of(fresh)(clip), host.output(clip))
 
 
+def assert_checkpointed_training_keeps_the_merges(host: Host, clip: torch.Tensor) -> None:
+    """With the host's gradient checkpointing switched on (by the caller) and the model in
+    training mode, the merges still get gradients and the output is torch_impl's (float64)."""
+    host.model.train()
+    out = host.output(clip)
+    out.sum().backward()
+    assert host.model.merges[0].reduce.weight.grad is not None
+    with torch.no_grad():
+        torch.testing.assert_close(out.detach(), host.inti(clip), rtol=PATCH_FLOAT64, atol=PATCH_FLOAT64)
+
+
 def assert_compiles(host: Host, clip: torch.Tensor, backend: str = "aot_eager") -> None:
     """torch.compile traces the patched forward as one graph (fullgraph=True) and equals eager."""
     torch._dynamo.reset()

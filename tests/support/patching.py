@@ -43,21 +43,23 @@ class Host:
     inti: InTIModel  # torch_impl's model from the unpatched model's converted weights
 
 
-def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+def randomize(module: torch.nn.Module, seed: int = 0, pool_size: int = POOL) -> torch.nn.Module:
     """Seeded random values for every parameter, so that a wrong mapping of any key shows:
-    matrices N(0, 1/fan_in), LayerNorm scales 1 + 0.1 N, everything else 0.1 N (windows of
-    one pool of normals, for speed). Returns the module in eval mode."""
+    matrices N(0, 1/fan_in), LayerNorm scales 1 + 0.1 N, everything else (biases, class token,
+    positions) 0.1 N. The values are windows, at random offsets, of one pool of `pool_size`
+    normals (at least the largest tensor's size): drawing ~90M fresh normals for a ViT-B costs
+    seconds on CI's two shared cores. Returns the module in eval mode."""
     gen = torch.Generator().manual_seed(seed)
-    pool = torch.randn(POOL, generator=gen, dtype=torch.float64).repeat(2)
+    pool = torch.randn(pool_size, generator=gen, dtype=torch.float64).repeat(2)
     norms = {id(m) for m in module.modules() if isinstance(m, torch.nn.LayerNorm)}
     with torch.no_grad():
         for owner in module.modules():
             for name, p in owner.named_parameters(recurse=False):
-                start = int(torch.randint(POOL, (1,), generator=gen))
+                start = int(torch.randint(pool_size, (1,), generator=gen))
                 value = pool[start:start + p.numel()].view(p.shape)
                 if id(owner) in norms:
                     value = 1 + 0.1 * value if name == "weight" else 0.1 * value
-                elif p.ndim >= 2:  # open_clip's proj (C, E) is applied as x @ proj: its fan-in is C
+                elif p.ndim >= 2:  # CLIP's proj (C, E) is applied as x @ proj: its fan-in is C
                     value = value / (p.shape[0] if name == "proj" else p[0].numel()) ** 0.5
                 else:
                     value = 0.1 * value

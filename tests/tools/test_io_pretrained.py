@@ -30,6 +30,7 @@ from inti.io.state_dict_files import read_state_dict
 from torch_impl import to_numpy
 from inti.io import pos_embed
 from inti.io.pretrained import export_state_dict, from_clip, from_timm, from_weights
+from patching import randomize
 
 timm = pytest.importorskip("timm")
 open_clip = pytest.importorskip("open_clip")
@@ -37,34 +38,10 @@ open_clip = pytest.importorskip("open_clip")
 POOL = 1 << 22  # more values than the largest tensor of a ViT-B (its fc1, 2.4M)
 
 
-def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every parameter seeded, well-scaled random values; returns the module in eval mode.
-
-    Matrices get N(0, 1/fan_in); LayerNorm scales 1 + 0.1 N; everything else (biases, class
-    token, positions) 0.1 N. The values are windows, at random offsets, of one pool of normals:
-    drawing ~90M fresh normals for a ViT-B costs seconds on CI's two shared cores."""
-    gen = torch.Generator().manual_seed(seed)
-    pool = torch.randn(POOL, generator=gen, dtype=torch.float64).repeat(2)
-    norms = {id(m) for m in module.modules() if isinstance(m, torch.nn.LayerNorm)}
-    with torch.no_grad():
-        for owner in module.modules():
-            for name, p in owner.named_parameters(recurse=False):
-                start = int(torch.randint(POOL, (1,), generator=gen))
-                value = pool[start:start + p.numel()].view(p.shape)
-                if id(owner) in norms:
-                    value = 1 + 0.1 * value if name == "weight" else 0.1 * value
-                elif p.ndim >= 2:  # CLIP's proj (C, E) is applied as x @ proj: its fan-in is C
-                    value = value / (p.shape[0] if name == "proj" else p[0].numel()) ** 0.5
-                else:
-                    value = 0.1 * value
-                p.copy_(value)
-    return module.eval()
-
-
 def make_timm(name: str, dtype=torch.float64, seed: int = 0, **kwargs) -> torch.nn.Module:
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False, **kwargs)
-    return randomize(model.to_empty(device="cpu").to(dtype), seed)
+    return randomize(model.to_empty(device="cpu").to(dtype), seed, POOL)
 
 
 def make_open_clip(name: str, image_size: int, dtype=torch.float64, seed: int = 0, **kwargs):
@@ -72,7 +49,7 @@ def make_open_clip(name: str, image_size: int, dtype=torch.float64, seed: int = 
     with torch.device("meta"):
         whole = open_clip.create_model(name, pretrained=None, force_image_size=image_size, device="meta", **kwargs)
     other = [k for k in whole.state_dict() if not k.startswith("visual.")]
-    return randomize(whole.visual.to_empty(device="cpu").to(dtype), seed), other
+    return randomize(whole.visual.to_empty(device="cpu").to(dtype), seed, POOL), other
 
 
 def per_frame_mean(image_model, video: torch.Tensor) -> torch.Tensor:
@@ -412,7 +389,7 @@ def test_openai_torchscript_file(tmp_path):
         def forward(self, x):
             return self.visual(x)
 
-    whole = randomize(Whole()).double()
+    whole = randomize(Whole(), 0, POOL).double()
     path = tmp_path / "ViT-tiny.pt"
     with warnings.catch_warnings():  # TorchScript is deprecated, and tracing MultiheadAttention warns
         warnings.simplefilter("ignore")

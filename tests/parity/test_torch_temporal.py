@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -52,9 +52,29 @@ def random_params(case) -> dict:
     return case.params(random_scores=True, random_modules=True)
 
 
+READOUT_CONDITION = 4.0  # the most a half-precision case's readout may magnify a relative error
+
+
+def readout_condition(params: dict, trace: dict) -> float:
+    """How much the readout's linear maps can magnify a relative error of the pooled tokens on
+    this clip: the product, over the projection (pooled -> features) and the head (features ->
+    logits) where the config has them, of ||W||_2 ||input|| / ||output|| (largest over the
+    batch). As with a readout of one number (`_readout_of_several`), outputs that cancel make
+    it unbounded."""
+    condition = 1.0
+    for weight, source, output in (("proj.weight", "pooled", "features"), ("head.weight", "features", "logits")):
+        if weight in params:
+            w = np.linalg.norm(np.asarray(params[weight], np.float64), 2)
+            x, y = (np.asarray(trace[k], np.float64) for k in (source, output))
+            condition *= float(np.max(w * np.linalg.norm(x, axis=-1) / np.linalg.norm(y, axis=-1)))
+    return condition
+
+
 def parity(case, dtype: str, **model_kwargs):
     params = random_params(case)
     _, expected = run_ref(params, case.video, case.cfg, dtype)
+    if dtype in ("bfloat16", "float16"):  # half precision's features are off by up to ~5%
+        assume(readout_condition(params, expected) <= READOUT_CONDITION)
     logits, trace = run_torch(params, case.video, case.cfg, dtype, **model_kwargs)
     assert logits.dtype == TORCH_DTYPES[dtype] and list(trace) == list(expected)
     rows = compare_traces({k: torch_impl.to_numpy(v, np.float64) for k, v in trace.items()}, expected, dtype)
